@@ -1,0 +1,5 @@
+"""``python -m emstrack`` is the ``emstrack`` command."""
+
+from ._cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""Exceptions and warnings raised by emstrack.
+
+Tracking never raises into a pipeline: a failure to log is an :class:`EmstrackWarning`, unless
+``EMSTRACK_STRICT=1`` asks for exceptions instead. Mistakes in how tracking is *configured* (an
+unknown field, a schema that cannot bind to the function's signature) are errors at decoration
+time, because they are found before any pipeline runs.
+
+Exceptions::
+
+    Exception
+    └── EmstrackError
+        ├── ConfigurationError (also ValueError)  - decorator or run options that cannot work
+        └── TrackingError                         - a write failed (raised only when strict)
+            └── StoreUnavailableError             - the tracking store did not answer
+
+Warnings::
+
+    UserWarning
+    └── EmstrackWarning                           - one per run: what could not be logged, and why
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "EmstrackError",
+    "EmstrackWarning",
+    "StoreUnavailableError",
+    "TrackingError",
+]
+
+
+class EmstrackError(Exception):
+    """Base class of every exception emstrack raises."""
+
+
+class ConfigurationError(EmstrackError, ValueError):
+    """Tracking was configured in a way that cannot work; raised when the decorator is applied."""
+
+
+class TrackingError(EmstrackError):
+    """Writing a run failed. Raised only in strict mode; otherwise an :class:`EmstrackWarning`."""
+
+
+class StoreUnavailableError(TrackingError):
+    """The tracking store could not be reached; the run stays in the spool for ``emstrack sync``."""
+
+
+class EmstrackWarning(UserWarning):
+    """Something about a run could not be logged as asked; the message names what and why."""

@@ -1,0 +1,88 @@
+"""Where runs go and how tracking behaves, read from the environment at the moment it is needed.
+
+Nothing here is cached: a test or a notebook that changes an environment variable sees the change
+at the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+DEFAULT_EXPERIMENT = "Default"
+DEFAULT_SECRET_PATTERN = r"password|passwd|secret|token|api_key|apikey|credential|private_key"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def disabled() -> bool:
+    """``EMSTRACK_DISABLED=1`` switches all tracking off."""
+    return flag("EMSTRACK_DISABLED")
+
+
+def strict() -> bool:
+    """``EMSTRACK_STRICT=1`` turns tracking warnings into exceptions."""
+    return flag("EMSTRACK_STRICT")
+
+
+def background() -> bool:
+    """``EMSTRACK_BACKGROUND=1`` ships runs from a background thread."""
+    return flag("EMSTRACK_BACKGROUND")
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    """Explicit URI, else ``MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the working directory.
+
+    The embedded default is made absolute so that a run spooled here replays into the same
+    store from any working directory.
+    """
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri:
+        return "sqlite:///" + str(Path.cwd() / "mlflow.db")
+    return uri
+
+
+def experiment_name(explicit: str | None = None) -> str:
+    """Explicit name, else ``MLFLOW_EXPERIMENT_NAME``, else MLflow's ``Default`` experiment."""
+    return explicit or os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip() or DEFAULT_EXPERIMENT
+
+
+def spool_dir() -> Path:
+    """``EMSTRACK_SPOOL_DIR``, else ``.emstrack/spool`` in the working directory (absolute)."""
+    configured = os.environ.get("EMSTRACK_SPOOL_DIR", "").strip()
+    return Path(configured).resolve() if configured else Path.cwd() / ".emstrack" / "spool"
+
+
+def secret_pattern(explicit: str | re.Pattern[str] | None = None) -> re.Pattern[str]:
+    """Keys matching this pattern (case-insensitive search) are logged as ``***``.
+
+    Explicit pattern, else ``EMSTRACK_SECRET_PATTERN``, else :data:`DEFAULT_SECRET_PATTERN`.
+    """
+    if isinstance(explicit, re.Pattern):
+        return explicit
+    source = explicit or os.environ.get("EMSTRACK_SECRET_PATTERN") or DEFAULT_SECRET_PATTERN
+    return _compile(source)
+
+
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _compile(source: str) -> re.Pattern[str]:
+    pattern = _compiled.get(source)
+    if pattern is None:
+        pattern = _compiled[source] = re.compile(source, re.IGNORECASE)
+    return pattern
+
+
+def drain_timeout() -> float:
+    """Seconds the background shipper may spend at interpreter exit (``EMSTRACK_DRAIN_TIMEOUT``)."""
+    try:
+        return max(0.0, float(os.environ.get("EMSTRACK_DRAIN_TIMEOUT", "10")))
+    except ValueError:
+        return 10.0
