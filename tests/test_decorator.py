@@ -42,9 +42,10 @@ class TestRuns:
         ]
         for call in calls:
             tracked(**call)
-        runs = store.runs("ems")
-        assert len(runs) == 10
-        for call, run in zip(calls, runs, strict=True):
+        runs = {int(run.data.params["n_days"]): run for run in store.runs("ems")}
+        assert sorted(runs) == [call["n_days"] for call in calls]
+        for call in calls:
+            run = runs[call["n_days"]]
             assert run.data.params == {
                 "building_id": call["building_id"],
                 "mode": call["mode"],
@@ -115,7 +116,7 @@ class TestRuns:
     def test_callable_run_name(self, store):
         """run_name may be a callable taking the arguments by name."""
 
-        @tracked_optimization(run_name=lambda building_id, **_: building_id.upper())
+        @tracked_optimization(run_name=lambda building_id: building_id.upper())
         def pipeline(building_id, mode="cost"):
             return None
 
@@ -180,6 +181,30 @@ class TestSchemas:
         pipeline(OptimizationParams(building_id="b9", n_days=4))
         params = store.runs()[0].data.params
         assert (params["building_id"], params["n_days"]) == ("b9", "4")
+
+    def test_params_callable_derives_inputs(self, store):
+        """params=callable logs inputs derived from the arguments it names."""
+
+        def inputs(building_id, n_days):
+            return OptimizationParams(building_id=building_id, n_days=n_days, battery_enabled=False)
+
+        @tracked_optimization(params=inputs)
+        def pipeline(building_id, scenario="battery_only", n_days=2):
+            return None
+
+        pipeline("b5")
+        params = store.runs()[0].data.params
+        assert (params["building_id"], params["n_days"], params["battery_enabled"]) == (
+            "b5",
+            "2",
+            "false",
+        )
+        assert "scenario" not in params
+
+    def test_params_callable_must_fit_the_signature(self):
+        """A params callable needing an argument the function lacks is an error naming it."""
+        with pytest.raises(ConfigurationError, match="needs 'horizon'"):
+            tracked_optimization(params=lambda horizon: {})(run_pipeline)
 
     def test_metrics_model_validates_the_return_value(self, store):
         """metrics=Model validates a dict return value and maps the model."""

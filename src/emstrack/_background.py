@@ -139,6 +139,12 @@ def shipper() -> BackgroundShipper:
     if _shipper is None:
         with _shipper_lock:
             if _shipper is None:
+                # MLflow's first import (in the shipper thread) imports concurrent.futures, which
+                # registers a threading atexit hook: that raises once the interpreter is shutting
+                # down, and a short script ends before MLflow finished loading, so the drain at
+                # exit would ship nothing. Imported here, it is done before any shutdown.
+                import concurrent.futures.thread  # noqa: F401
+
                 _shipper = BackgroundShipper()
                 atexit.register(_drain_at_exit)
     return _shipper

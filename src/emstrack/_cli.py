@@ -14,9 +14,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import _cli_spool
+    from . import _cli_analysis, _cli_demo, _cli_spool
 
-    for module in (_cli_spool,):
+    for module in (_cli_demo, _cli_analysis, _cli_spool):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -46,7 +46,7 @@ _formatter = _TemplateFormatter()
 class _Options:
     experiment: str | None
     run_name: str | Callable[..., str] | None
-    params: type[Any] | None
+    params: type[Any] | Callable[..., Any] | None
     metrics: type[Any] | Callable[[Any], Any] | None
     artifacts: tuple[str, ...]
     tags: Mapping[str, object] | None
@@ -87,8 +87,12 @@ class _Plan:
             self._check_template("run_name", options.run_name)
         for index, artifact in enumerate(options.artifacts):
             self._check_template(f"artifacts[{index}]", artifact)
-        if options.params is not None:
+        if isinstance(options.params, type):
             self._check_params_model(options.params)
+        elif options.params is not None:
+            self._check_callable("params", options.params)
+        if callable(options.run_name):
+            self._check_callable("run_name", options.run_name)
         if options.metrics is not None and not callable(options.metrics):
             raise ConfigurationError(
                 f"metrics= must be a pydantic model class or a callable, not {options.metrics!r}"
@@ -129,6 +133,24 @@ class _Plan:
                 raise ConfigurationError(
                     f"params={model.__name__}: required field {field_name!r} is not a parameter "
                     f"of {self.qualname}{self.signature}"
+                )
+
+    def _check_callable(self, option: str, function: Callable[..., Any]) -> None:
+        if not callable(function):
+            raise ConfigurationError(
+                f"{option}= must be a pydantic model class or a callable, not {function!r}"
+            )
+        if self.signature is None or self.takes_kwargs:
+            return
+        for name, parameter in _parameters(function).items():
+            required = parameter.default is inspect.Parameter.empty and parameter.kind in {
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.KEYWORD_ONLY,
+            }
+            if required and name not in self.names:
+                raise ConfigurationError(
+                    f"{option}={getattr(function, '__name__', function)!r} needs {name!r}, "
+                    f"which is not a parameter of {self.qualname}{self.signature}"
                 )
 
     @staticmethod
@@ -181,7 +203,7 @@ class _Plan:
         run = Run(
             name,
             experiment=options.experiment,
-            tags=options.tags,
+            tags={**(options.tags or {}), "emstrack.function": self.qualname},
             nested=options.nested,
             tracking_uri=options.tracking_uri,
             source=self.qualname,
@@ -189,7 +211,6 @@ class _Plan:
         )
         run.__enter__()
         try:
-            run.set_tags({"emstrack.function": self.qualname})
             for problem in problems:
                 run._problem(problem)
             params = self._params(arguments, run)
@@ -210,7 +231,7 @@ class _Plan:
             if run_name is None:
                 return self.name
             if callable(run_name):
-                return str(run_name(**{k: v for k, v in fields.items() if k in self.names}))
+                return str(_call_with(run_name, fields))
             return _formatter.vformat(run_name, (), fields)
         except Exception as error:
             problems.append(f"run_name could not be filled: {type(error).__name__}: {error}")
@@ -227,12 +248,22 @@ class _Plan:
         model = self.options.params
         if model is None:
             return {name: value for name, value in arguments.items() if maps_cleanly(value)}
+        if not isinstance(model, type):
+            try:
+                return _call_with(model, arguments)
+            except Exception as error:
+                run._problem(
+                    f"params= callable failed ({_first_line(error)}); "
+                    "logged the arguments as given instead"
+                )
+                return arguments
+        schema: Any = model
         for value in arguments.values():
-            if isinstance(value, model):
+            if isinstance(value, schema):
                 return value
         try:
-            return model.model_validate(
-                {name: value for name, value in arguments.items() if name in model.model_fields}
+            return schema.model_validate(
+                {name: value for name, value in arguments.items() if name in schema.model_fields}
             )
         except Exception as error:
             run._problem(
@@ -267,6 +298,21 @@ class _Plan:
                 run.log_artifact(path)
             elif complain:
                 run._problem(f"artifact {path_text!r} does not exist after the call")
+
+
+def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _call_with(function: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    """Call ``function`` with the arguments it names (all of them if it takes ``**kwargs``)."""
+    parameters = _parameters(function)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return function(**arguments)
+    return function(**{name: arguments[name] for name in parameters if name in arguments})
 
 
 def _validate_outputs(model: type[Any], result: Any) -> Any:
@@ -349,7 +395,7 @@ def tracked_optimization(
     *,
     experiment: str | None = None,
     run_name: str | Callable[..., str] | None = None,
-    params: type[Any] | None = None,
+    params: type[Any] | Callable[..., Any] | None = None,
     metrics: type[Any] | Callable[[Any], Any] | None = None,
     artifacts: Iterable[str | Path] = (),
     tags: Mapping[str, object] | None = None,
@@ -367,7 +413,7 @@ def tracked_optimization(
     *,
     experiment: str | None = None,
     run_name: str | Callable[..., str] | None = None,
-    params: type[Any] | None = None,
+    params: type[Any] | Callable[..., Any] | None = None,
     metrics: type[Any] | Callable[[Any], Any] | None = None,
     artifacts: Iterable[str | Path] = (),
     tags: Mapping[str, object] | None = None,
@@ -389,10 +435,12 @@ def tracked_optimization(
         experiment: Experiment name (default: ``MLFLOW_EXPERIMENT_NAME``, else ``Default``).
         run_name: A template filled from the bound arguments plus ``{timestamp}``, ``{date}``
             and ``{func}``, e.g. ``"comparison_{building_id}_{timestamp}"``, or a callable taking
-            the arguments by name. Default: the function's name.
-        params: A pydantic model validated from the arguments by name; its fields are the
-            params and it is logged whole as ``config.json``. Default: every argument that maps
-            cleanly onto a param (DataFrames and other objects are described in config.json).
+            the arguments it names. Default: the function's name.
+        params: A pydantic model validated from the arguments by name, or a callable taking the
+            arguments it names and returning a model or mapping (for inputs derived from the
+            arguments); the result is logged as params and whole as ``config.json``. Default:
+            every argument that maps cleanly onto a param (DataFrames and other objects are
+            only described in config.json).
         metrics: A pydantic model validated from the return value, or a callable turning the
             return value into something mappable. Default: the return value itself.
         artifacts: Files or folders to log after the call (a folder's contents go to the

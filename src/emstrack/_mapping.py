@@ -39,7 +39,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
@@ -49,6 +49,7 @@ TRUNCATION_MARKER = " …[cut; whole value in config.json]"
 NONFINITE_TAG_PREFIX = "emstrack.nonfinite."
 _MIN_SECRET_LENGTH = 6
 _MAX_SERIES_IN_PARAM = 100
+_MAX_DEPTH = 32
 
 _VALID_KEY = re.compile(r"^[/\w.\- :]+$")
 _INVALID_KEY_CHAR = re.compile(r"[^/\w.\- :]")
@@ -109,11 +110,7 @@ def is_valid_key(key: str) -> bool:
     if len(key) > MAX_KEY_LENGTH or not _VALID_KEY.match(key):
         return False
     normalized = posixpath.normpath(key)
-    return not (
-        normalized != key
-        or normalized == "."
-        or normalized.startswith(("..", "/"))
-    )
+    return not (normalized != key or normalized == "." or normalized.startswith(("..", "/")))
 
 
 def mlflow_key(key: str) -> str:
@@ -285,7 +282,9 @@ class _Builder:
 
     def key(self, path: Path, kind: str) -> str | None:
         original = _join(path)
-        key = mlflow_key(clean_text(original))
+        # The digest of a rewritten key is taken from the original, not its cleaned text, so
+        # "a\x00" (NUL) and "a\\x00" (a backslash) stay two keys.
+        key = mlflow_key(original)
         if key != original:
             self.out.renamed[key] = original
         seen = self._origin.setdefault((kind, key), path)
@@ -308,10 +307,17 @@ class _Builder:
 # --------------------------------------------------------------------------- params
 
 
-def maps_cleanly(value: object) -> bool:
-    """Whether ``value`` is naturally a param: a scalar, a structure, or a short list of scalars."""
-    if value is None or _is_secret_value(value) or _children(value) is not None:
+def maps_cleanly(value: object, _depth: int = 0) -> bool:
+    """Whether ``value`` is naturally a param.
+
+    A scalar, a short list of scalars, or a structure made only of those (a dataclass holding a
+    DataFrame is not).
+    """
+    if value is None or _is_secret_value(value):
         return True
+    children = _children(value)
+    if children is not None:
+        return _depth < _MAX_DEPTH and all(maps_cleanly(child, _depth + 1) for _, child in children)
     return _scalar_text(value) is not None or _sequence_text(value, Redactor(_NEVER)) is not None
 
 
@@ -429,6 +435,9 @@ def _output(builder: _Builder, path: Path, value: object, step: int | None) -> N
         _metric(builder, path, 1.0 if value else 0.0, step)
         return
     if isinstance(value, int | float | decimal.Decimal):
+        if _beyond_float(value):
+            _output(builder, path, _int_text(value), step)  # kept exactly, as a tag
+            return
         _metric(builder, path, float(value), step)
         return
     if isinstance(value, str):
@@ -461,6 +470,24 @@ def _output(builder: _Builder, path: Path, value: object, step: int | None) -> N
     builder.out.unlogged[_join(path)] = f"not a metric or tag: {describe(value)}"
 
 
+def _beyond_float(value: object) -> TypeGuard[int]:
+    """An integer too large for a float (``float()`` would raise ``OverflowError``)."""
+    if not isinstance(value, int) or -(2**1023) < value < 2**1023:
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
+
+
+def _int_text(value: int) -> str:
+    try:
+        return str(value)
+    except ValueError:  # beyond Python's int-to-str digit limit
+        return f"<int of {value.bit_length()} bits>"
+
+
 def _all_numbers(values: Sequence[object]) -> bool:
     return all(isinstance(_numpy_scalar(v), int | float | decimal.Decimal) for v in values)
 
@@ -488,7 +515,7 @@ def _series(builder: _Builder, path: Path, values: Iterable[object], start_step:
         item = _numpy_scalar(item)
         if isinstance(item, bool):
             item = float(item)
-        if isinstance(item, int | float | decimal.Decimal):
+        if isinstance(item, int | float | decimal.Decimal) and not _beyond_float(item):
             _metric(builder, path, float(item), start_step + offset)
         elif item is not None:
             builder.out.unlogged[f"{_join(path)}[{start_step + offset}]"] = (
@@ -572,5 +599,18 @@ def safe_artifact_path(name: str) -> str:
         part = part.strip()
         if not part or part == ".":
             continue
-        parts.append("_" * len(part) if set(part) == {"."} else part)
+        parts.append(_fit_name("_" * len(part) if set(part) == {"."} else part))
     return "/".join(parts) or "artifact"
+
+
+_MAX_NAME_BYTES = 200
+
+
+def _fit_name(part: str) -> str:
+    """``part`` if file systems take it (255 bytes a name), else its start, a digest, its suffix."""
+    if len(part.encode("utf-8")) <= _MAX_NAME_BYTES:
+        return part
+    suffix = posixpath.splitext(part)[1]
+    tail = f"~{key_digest(part)}{suffix if len(suffix) <= 16 else ''}"
+    head = part.encode("utf-8")[: _MAX_NAME_BYTES - len(tail.encode("utf-8"))]
+    return head.decode("utf-8", "ignore").rstrip() + tail

@@ -21,7 +21,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, Literal
 
@@ -99,6 +99,8 @@ class Run:
         self._conflicts: dict[str, list[str]] = {}
         self._notes = Mapped()
         self._problems: list[str] = []
+        self._artifact_files: set[str] = set()
+        self._artifact_folders: set[str] = set()
         self._config: Any = None
         self._config_set = False
         self._entry: SpoolEntry | None = None
@@ -204,7 +206,10 @@ class Run:
     def log_frame(self, frame: Any, name: str) -> None:
         """Log a pandas DataFrame as a CSV artifact (``.csv`` is added when missing)."""
         name = name if name.lower().endswith(".csv") else name + ".csv"
-        self._guard("log_frame", lambda: self._store_bytes(frame.to_csv().encode("utf-8"), name))
+        self._guard(
+            "log_frame",
+            lambda: self._store_bytes(self._redactor.scrub(frame.to_csv()).encode("utf-8"), name),
+        )
 
     def log_figure(self, figure: Any, name: str) -> None:
         """Log a matplotlib figure as an image (PNG unless ``name`` says otherwise)."""
@@ -224,10 +229,11 @@ class Run:
                 "key": self.key,
                 "uri": redact_uri(self.tracking_uri),
                 "experiment": self.experiment,
-                "name": self.name,
+                "name": clean_text(self._redactor.scrub(self.name)) if self.name else self.name,
                 "parent": self.parent.key if self.parent else None,
                 "start_ms": now_ms(),
-                "tags": self._system_tags(),
+                # Tags known at the start travel with create_run: no extra write for them.
+                "tags": {**self._system_tags(), **self._tag_values(self._initial_tags)},
             }
             self._entry = _create_entry(self.key, start)
             open_runs.add(self._entry, self._state)
@@ -237,14 +243,12 @@ class Run:
         if self._initial_params is not None:
             self.log_params(self._initial_params)
             self.log_config(self._initial_params)
-        if self._initial_tags:
-            self.set_tags(self._initial_tags)
         if "pulp" in sys.modules:
             from ._pulp import activate
 
             self._guard("capturing PuLP solves", activate, self)
         if not self._background:
-            self._ship_now()
+            self._ship_now(create_only=True)
 
     def _finish(self, status: Status, exc: BaseException | None) -> None:
         if self.status is not None:
@@ -403,22 +407,30 @@ class Run:
             self._append({"e": "tags", "tags": tags})
 
     def _set_tags(self, tags: Mapping[str, object]) -> None:
+        values = self._tag_values(tags)
+        if values:
+            self._append({"e": "tags", "tags": values})
+
+    def _tag_values(self, tags: Mapping[str, object]) -> dict[str, str]:
+        """Tags formatted like params, but cut at the tag limit (8,000 characters)."""
         mapped = map_params(dict(tags), self._redactor)
         self._notes.merge(Mapped(renamed=mapped.renamed, unlogged=mapped.unlogged))
-        values = {
+        return {
             key: fit_value(mapped.cut.get(key, value), MAX_TAG_VALUE_LENGTH)
             for key, value in mapped.params.items()
         }
-        if values:
-            self._append({"e": "tags", "tags": values})
 
     def _log_artifact(self, path: Path, artifact_path: str | None) -> None:
         if self._entry is None:
             raise TrackingError("the run has no spool entry")
         if not path.is_file():
             raise FileNotFoundError(f"no file at {path}")
-        stored = self._entry.store_file(path, safe_artifact_path(path.name))
-        self._append({"e": "artifact", "file": stored, "dir": _artifact_dir(artifact_path)})
+        folder = _artifact_dir(artifact_path)
+        name = safe_artifact_path(path.name)
+        relative = self._claim_artifact(f"{folder}/{name}" if folder else name)
+        folder, _, name = relative.rpartition("/")
+        stored = self._entry.store_file(path, name)
+        self._append({"e": "artifact", "file": stored, "dir": folder or None})
 
     def _log_artifacts(self, folder: Path, artifact_path: str | None) -> None:
         if self._entry is None:
@@ -426,15 +438,50 @@ class Run:
         if not folder.is_dir():
             raise FileNotFoundError(f"no folder at {folder}")
         stored = self._entry.store_tree(folder)
-        self._append({"e": "artifact_dir", "folder": stored, "dir": _artifact_dir(artifact_path)})
+        base = _artifact_dir(artifact_path)
+        copy = self._entry.folder / stored
+        for file in copy.rglob("*"):
+            if file.is_file():
+                relative = file.relative_to(copy).as_posix()
+                self._register_artifact(f"{base}/{relative}" if base else relative)
+        self._append({"e": "artifact_dir", "folder": stored, "dir": base})
 
     def _store_bytes(self, data: bytes, name: str) -> None:
         if self._entry is None:
             raise TrackingError("the run has no spool entry")
-        relative = safe_artifact_path(name)
+        relative = self._claim_artifact(safe_artifact_path(name))
         folder, _, filename = relative.rpartition("/")
         stored = self._entry.store_bytes(data, filename)
         self._append({"e": "artifact", "file": stored, "dir": folder or None})
+
+    def _claim_artifact(self, relative: str) -> str:
+        """``relative``, or a new name if a file and a folder of the run would share a path.
+
+        Neither could be written next to the other, and the run would never be complete.
+        """
+        candidate, number = relative, 1
+        while self._artifact_clash(candidate):
+            number += 1
+            flat = PurePosixPath(relative.replace("/", "~"))
+            candidate = f"{flat.stem}~{number}{flat.suffix}"
+        if candidate != relative:
+            self._problems.append(
+                f"artifact {relative!r} logged as {candidate!r}: a file and a folder of the run "
+                "cannot share a path"
+            )
+        self._register_artifact(candidate)
+        return candidate
+
+    def _artifact_clash(self, relative: str) -> bool:
+        parts = relative.split("/")
+        return relative in self._artifact_folders or any(
+            "/".join(parts[:i]) in self._artifact_files for i in range(1, len(parts))
+        )
+
+    def _register_artifact(self, relative: str) -> None:
+        self._artifact_files.add(relative)
+        parts = relative.split("/")
+        self._artifact_folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
 
     def _log_config(self, config: object, name: str) -> None:
         document = to_jsonable(config, self._redactor)
@@ -500,11 +547,11 @@ class Run:
             ),
         )
 
-    def _ship_now(self) -> None:
+    def _ship_now(self, *, create_only: bool = False) -> None:
         if self._entry is None:
             return
         try:
-            ship(self._entry, self._state, uri=self.tracking_uri)
+            ship(self._entry, self._state, uri=self.tracking_uri, create_only=create_only)
         except Exception as error:
             self._note_failure(error)
 

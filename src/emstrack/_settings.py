@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 DEFAULT_EXPERIMENT = "Default"
 DEFAULT_SECRET_PATTERN = r"password|passwd|secret|token|api_key|apikey|credential|private_key"
@@ -21,9 +22,22 @@ def flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in _TRUE
 
 
+# os.environ's own mapping of encoded names to encoded values: disabled() runs at every call
+# of a decorated function, and os.environ.get() (encoding the name, decoding the value) would
+# be most of its cost. Same semantics: os.environ writes update this mapping.
+_ENVIRON_DATA: dict[Any, Any] | None = getattr(os.environ, "_data", None)
+_DISABLED_KEY: Any = os.environ.encodekey("EMSTRACK_DISABLED")
+_TRUE_ENCODED = frozenset(os.environ.encodevalue(v) for v in _TRUE)
+
+
 def disabled() -> bool:
     """``EMSTRACK_DISABLED=1`` switches all tracking off."""
-    return flag("EMSTRACK_DISABLED")
+    if _ENVIRON_DATA is None:
+        return flag("EMSTRACK_DISABLED")
+    raw = _ENVIRON_DATA.get(_DISABLED_KEY)
+    if raw is None:
+        return False
+    return raw in _TRUE_ENCODED or flag("EMSTRACK_DISABLED")
 
 
 def strict() -> bool:

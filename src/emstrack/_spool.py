@@ -79,7 +79,8 @@ class SpoolEntry:
     def append(self, event: Event) -> None:
         """Append one event as one line, in one write."""
         if self._fd is None:
-            self._fd = os.open(self.folder / EVENTS_FILE, os.O_WRONLY | os.O_APPEND)
+            self._fd = os.open(self.folder / EVENTS_FILE, os.O_RDWR | os.O_APPEND)
+            _drop_torn_tail(self._fd)
         line = json.dumps(event, separators=(",", ":"), ensure_ascii=True) + "\n"
         os.write(self._fd, line.encode("ascii"))
 
@@ -195,6 +196,19 @@ def entries(root: Path) -> Iterator[SpoolEntry]:
     for folder in sorted(root.iterdir()):
         if folder.is_dir() and (folder / EVENTS_FILE).is_file():
             yield SpoolEntry(folder)
+
+
+def _drop_torn_tail(fd: int) -> None:
+    """Cut a last line without its newline (a write torn by a crash) before appending after it.
+
+    Readers already ignore such a line; appending to it would glue the next event onto it and
+    make both unreadable.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    data = os.pread(fd, size, 0)
+    os.ftruncate(fd, data.rfind(b"\n") + 1)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

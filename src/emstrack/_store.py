@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,8 +43,45 @@ MAX_ENTITIES_PER_BATCH = 1000
 MAX_BATCH_BYTES = 900_000
 RUN_KEY_TAG = "emstrack.run_key"
 PARENT_KEY_TAG = "emstrack.parent_key"
+HTTP_MAX_RETRIES = 2
+HTTP_BACKOFF_FACTOR = 1
+HTTP_BACKOFF_JITTER = 0.5
 
 T = TypeVar("T")
+
+_in_store_call: ContextVar[bool] = ContextVar("emstrack_in_store_call", default=False)
+_http_retries_limited = False
+_http_retries_lock = threading.Lock()
+
+
+def _limit_http_retries() -> None:
+    """Make MLflow's HTTP client retry briefly inside emstrack's store calls only.
+
+    MLflow retries a failed request (5xx, refused connection) 7 times with exponential backoff,
+    about 4 minutes, and has no per-call setting: a server whose artifact folder is unwritable
+    would stall every pipeline run that long. The spool is emstrack's retry, so within
+    :meth:`Store.call` MLflow's retry settings are capped at :data:`HTTP_MAX_RETRIES` retries;
+    every other MLflow call in the process keeps its own settings.
+    """
+    global _http_retries_limited
+    with _http_retries_lock:
+        if _http_retries_limited:
+            return
+        from mlflow import environment_variables as variables
+
+        for variable, cap in (
+            (variables.MLFLOW_HTTP_REQUEST_MAX_RETRIES, HTTP_MAX_RETRIES),
+            (variables.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, HTTP_BACKOFF_FACTOR),
+            (variables.MLFLOW_HTTP_REQUEST_BACKOFF_JITTER, HTTP_BACKOFF_JITTER),
+        ):
+            original = variable.get
+
+            def capped(original: Callable[[], Any] = original, cap: float = cap) -> Any:
+                value = original()
+                return min(value, cap) if _in_store_call.get() else value
+
+            variable.get = capped  # type: ignore[method-assign]
+        _http_retries_limited = True
 
 
 def redact_uri(uri: str) -> str:
@@ -157,6 +195,7 @@ class Store:
         self._client: MlflowClient | None = None
         self._client_lock = threading.Lock()
         self._experiment_ids: dict[str, str] = {}
+        self._artifact_uris: dict[str, str] = {}
         self._down_until = 0.0
         self._down_reason = ""
 
@@ -176,6 +215,7 @@ class Store:
 
         database = sqlite_path(self.uri)
         if database is None:
+            _limit_http_retries()
             return MlflowClient(tracking_uri=self.uri)
         database.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(database) + ".emstrack-init.lock", thread_local=False):
@@ -239,6 +279,7 @@ class Store:
         deadline = time.monotonic() + LOCK_BUDGET_S
         delay = 0.05
         while True:
+            token = _in_store_call.set(True)
             try:
                 return action(*args, **kwargs)
             except Exception as error:
@@ -249,6 +290,8 @@ class Store:
                 if _is_connectivity(error):
                     self.mark_down(f"{type(error).__name__}: {str(error)[:200]}")
                 raise
+            finally:
+                _in_store_call.reset(token)
 
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created on first use."""
@@ -292,6 +335,9 @@ class Store:
             self.client.create_run, experiment_id, start_time=start_ms, tags=tags, run_name=name
         )
         run_id: str = run.info.run_id
+        if len(self._artifact_uris) > 1024:
+            self._artifact_uris.pop(next(iter(self._artifact_uris)), None)
+        self._artifact_uris[run_id] = run.info.artifact_uri
         return run_id
 
     def log_batch(
@@ -316,15 +362,38 @@ class Store:
 
     def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None) -> None:
         """Upload one file into the run's artifacts (under ``artifact_dir`` if given)."""
-        self.call(self.client.log_artifact, run_id, str(local_path), artifact_dir)
+        repository = self._artifact_repository(run_id)
+        if repository is None:
+            self.call(self.client.log_artifact, run_id, str(local_path), artifact_dir)
+        else:
+            self.call(repository.log_artifact, str(local_path), artifact_dir)
 
     def log_artifacts(self, run_id: str, local_dir: Path, artifact_dir: str | None) -> None:
         """Upload a folder's contents into the run's artifacts."""
-        self.call(self.client.log_artifacts, run_id, str(local_dir), artifact_dir)
+        repository = self._artifact_repository(run_id)
+        if repository is None:
+            self.call(self.client.log_artifacts, run_id, str(local_dir), artifact_dir)
+        else:
+            self.call(repository.log_artifacts, str(local_dir), artifact_dir)
+
+    def _artifact_repository(self, run_id: str) -> Any:
+        """The artifact repository of a run this process created, without asking the store.
+
+        ``MlflowClient.log_artifact`` first fetches the whole run (``get_run``) only to learn its
+        artifact location, which create_run already answered: about a tenth of a short run's
+        cost. Runs created elsewhere (replayed, resumed) and Databricks go the usual way.
+        """
+        artifact_uri = self._artifact_uris.get(run_id)
+        if artifact_uri is None or self.uri.startswith("databricks"):
+            return None
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(artifact_uri, tracking_uri=self.uri)
 
     def terminate(self, run_id: str, status: str, end_ms: int) -> None:
         """Set the run's final status and end time."""
         self.call(self.client.set_terminated, run_id, status, end_ms)
+        self._artifact_uris.pop(run_id, None)
 
 
 _stores: dict[str, Store] = {}

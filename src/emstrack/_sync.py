@@ -86,7 +86,7 @@ def sync(spool_dir: str | Path | None = None, *, tracking_uri: str | None = None
     """
     root = Path(spool_dir) if spool_dir is not None else _settings.spool_dir()
     report = SyncReport()
-    for entry in entries(root):
+    for entry in _parents_first(list(entries(root))):
         if not entry.acquire(timeout=0):
             report.skipped.append(_describe(entry, in_progress=True))
             continue
@@ -110,6 +110,31 @@ def sync(spool_dir: str | Path | None = None, *, tracking_uri: str | None = None
             entry.release()
             entry.close()
     return report
+
+
+def _parents_first(found: list[SpoolEntry]) -> list[SpoolEntry]:
+    """``found`` in start order, except that a run waiting for its parent comes after it.
+
+    A child replayed before its parent would not find it in the store and lose its link. Start
+    times alone do not guarantee the order: parent and child often start in the same
+    millisecond, and the wall clock can step back.
+    """
+    parents: dict[str, str | None] = {}
+    for entry in found:
+        try:
+            parents[entry.key] = entry.start_event().get("parent")
+        except (OSError, ValueError):
+            parents[entry.key] = None
+
+    def depth(key: str) -> int:
+        levels, seen = 0, {key}
+        parent = parents.get(key)
+        while parent in parents and parent not in seen:
+            levels, seen = levels + 1, seen | {parent}
+            parent = parents.get(parent)
+        return levels
+
+    return sorted(found, key=lambda entry: depth(entry.key))
 
 
 def _close_if_abandoned(entry: SpoolEntry) -> None:

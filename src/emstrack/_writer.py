@@ -87,14 +87,23 @@ def done_with(key: str) -> None:
 
 
 def ship(
-    entry: SpoolEntry, state: ShipState, *, uri: str | None = None, replay: bool = False
+    entry: SpoolEntry,
+    state: ShipState,
+    *,
+    uri: str | None = None,
+    replay: bool = False,
+    create_only: bool = False,
 ) -> bool:
     """Send the entry's unshipped events; return whether the run's end has reached the store.
 
-    ``uri`` overrides the store recorded in the entry (which carries no credentials). Raises
+    ``uri`` overrides the store recorded in the entry (which carries no credentials).
+    ``create_only`` creates the run (so it shows as RUNNING) and leaves the rest for later, so
+    that a short run costs no more store calls than the fewest raw MLflow calls would. Raises
     whatever the store raised; ``state`` then still describes what did reach it.
     """
     with _lock_for(entry.key):
+        if create_only and state.run_id is not None:
+            return False
         events, offset = entry.read_events(state.offset)
         if not events and state.run_id is not None:
             return False
@@ -103,6 +112,8 @@ def ship(
         store.ensure_available()
         if state.run_id is None:
             state.run_id = _open_run(store, entry, state, start, replay)
+        if create_only:
+            return False
         pending = Pending.gather(event for event in events if event["e"] != "start")
         store.log_batch(
             state.run_id,

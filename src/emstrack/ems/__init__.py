@@ -9,7 +9,7 @@ Data
     OPSD parquet files, or a user's own DataFrame.
 Model
     :func:`optimize_building` -> :class:`OptimizationResult`; :func:`import_prices`,
-    :func:`savings_pct`, :data:`SOLVER_NAMES`.
+    :func:`savings_pct`, :data:`SOLVER_NAMES`, :func:`make_solver`.
 Learning
     :func:`jensen_shannon_bits`, :class:`StartHourPosterior`.
 Pipelines
@@ -43,11 +43,12 @@ from emstrack.ems._pipelines import (
     compare_modes,
     learn_and_schedule,
     learn_device_usage,
+    scenario_inputs,
     scenario_params,
     schedule_learned_devices,
 )
 from emstrack.ems._plots import plot_schedule
-from emstrack.ems._solvers import SOLVER_NAMES
+from emstrack.ems._solvers import SOLVER_NAMES, make_solver
 from emstrack.ems._tariff import feed_in_price, import_prices
 
 __all__ = [
@@ -73,9 +74,11 @@ __all__ = [
     "load_building",
     "load_household_data",
     "load_start_probabilities",
+    "make_solver",
     "optimize_building",
     "plot_schedule",
     "savings_pct",
+    "scenario_inputs",
     "scenario_params",
     "schedule_learned_devices",
 ]

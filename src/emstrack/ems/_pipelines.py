@@ -93,6 +93,10 @@ class ModeComparison:
     statuses: tuple[str, ...]
     artifacts: tuple[Path, ...] = ()
 
+    def figures(self) -> dict[str, object]:
+        """The run's figures: summary fields, and ``daily`` with one row per day."""
+        return {**dict(self.summary), "daily": self.daily}
+
 
 @dataclass(frozen=True)
 class UsageLearning:
@@ -124,6 +128,10 @@ class UsageLearning:
     training_days: int
     prior_strength: float
     artifacts: tuple[Path, ...] = ()
+
+    def figures(self) -> dict[str, object]:
+        """The learning figures, and ``updates`` with one row per training day."""
+        return {**dict(self.metrics), "updates": self.updates}
 
     def likely_start_hours(
         self, min_probability: float = DEFAULT_MIN_PROBABILITY
@@ -165,6 +173,10 @@ class LearnedSchedule:
     problems: list[pulp.LpProblem]
     statuses: tuple[str, ...]
     artifacts: tuple[Path, ...] = ()
+
+    def figures(self) -> dict[str, object]:
+        """The run's figures: summary fields, and ``daily`` with one row per day."""
+        return {**dict(self.summary), "daily": self.daily}
 
 
 @dataclass(frozen=True)
@@ -212,6 +224,26 @@ def scenario_params(building_id: str, scenario: str, n_days: int = 3) -> Optimiz
         ev_enabled=ev,
         n_days=n_days,
     )
+
+
+def scenario_inputs(
+    building_id: str,
+    scenario: str,
+    n_days: int = 3,
+    solver: str = "cbc",
+    resolution_minutes: int = 60,
+) -> dict[str, object]:
+    """Everything a :func:`compare_modes` run depends on, as one flat-able mapping.
+
+    The scenario's :class:`OptimizationParams` plus the scenario name, solver and resolution -
+    what a tracker should log as the run's params (``params=scenario_inputs``).
+    """
+    return {
+        "scenario": scenario,
+        "solver": solver,
+        "resolution_minutes": resolution_minutes,
+        **scenario_params(building_id, scenario, n_days).model_dump(),
+    }
 
 
 def compare_modes(
