@@ -9,6 +9,7 @@ import warnings
 import pytest
 
 import emstrack
+from _locks import holding_sqlite_lock
 from _servers import emstrack_cli, free_port, server_environment, sync_counts, wait_until
 from emstrack import _store as store_module
 from emstrack import tracked_optimization
@@ -68,24 +69,7 @@ class TestStoreDown:
         """A locked store parks the run in the spool; after the outage flush() ships it."""
         monkeypatch.setattr(store_module, "RETRY_AFTER_S", 0.3)
         monkeypatch.delenv("EMSTRACK_STRICT")
-        locker = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sqlite3, sys\n"
-                "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-                "db.execute('BEGIN EXCLUSIVE')\n"
-                "print('locked', flush=True)\n"
-                "sys.stdin.readline()\n",
-                str(background.path),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert locker.stdout is not None
-            assert locker.stdout.readline().strip() == "locked"
+        with holding_sqlite_lock(background.path):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 assert pipeline("parked", 2) == {"cost": 3.0, "days": 2.0}
@@ -98,8 +82,6 @@ class TestStoreDown:
                 "FINISHED",
                 True,
             )
-        finally:
-            locker.communicate("go\n", timeout=30)
         store = get_store(background.uri)
         wait_until(lambda: not store.is_down(), 10, what="retry window over")
         assert emstrack.flush(timeout=60) is True

@@ -91,6 +91,11 @@ def emstrack_cli(
     )
 
 
+def compare_costs(cli_store: CliStore, *options: str) -> subprocess.CompletedProcess[str]:
+    """``emstrack compare -e cli -m total_cost`` with ``options``, on the store of ``cli_store``."""
+    return emstrack_cli("compare", "-e", "cli", "-m", "total_cost", *options, uri=cli_store.uri)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _console_script_installed() -> None:
     assert EMSTRACK, "the emstrack console script is not on PATH (pip install -e .)"
@@ -101,18 +106,7 @@ class TestCompare:
 
     def test_table_lines(self, cli_store: CliStore) -> None:
         """Title, header, dashes, one line per group, and the runs left out."""
-        result = emstrack_cli(
-            "compare",
-            "-e",
-            "cli",
-            "-m",
-            "total_cost",
-            "--by",
-            "building_id",
-            "--by",
-            "optimization_mode",
-            uri=cli_store.uri,
-        )
+        result = compare_costs(cli_store, "--by", "building_id", "--by", "optimization_mode")
         assert result.returncode == 0, result.stderr
         ids = cli_store.ids
         head = "building_id  optimization_mode  count  missing     mean      min      max  "
@@ -162,18 +156,7 @@ class TestCompare:
 
     def test_json_and_higher_is_better(self, cli_store: CliStore) -> None:
         """--json prints records; --higher-is-better picks the highest run."""
-        result = emstrack_cli(
-            "compare",
-            "-e",
-            "cli",
-            "-m",
-            "total_cost",
-            "--by",
-            "building_id",
-            "--higher-is-better",
-            "--json",
-            uri=cli_store.uri,
-        )
+        result = compare_costs(cli_store, "--by", "building_id", "--higher-is-better", "--json")
         assert result.returncode == 0, result.stderr
         records = json.loads(result.stdout)
         assert [(r["building_id"], r["count"], r["best_run_name"]) for r in records] == [

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import warnings
 
 import pytest
 
+from _locks import holding_file_lock
 from _servers import emstrack_cli, free_port, spool_entries
 from emstrack import tracked_run
-
-HOLD = """
-import sys
-from filelock import FileLock
-lock = FileLock(sys.argv[1], thread_local=False)
-lock.acquire()
-print("held", flush=True)
-sys.stdin.readline()
-"""
 
 
 @pytest.fixture
@@ -61,15 +51,7 @@ class TestStatus:
         """A run whose lock another process holds is listed as being written."""
         store, _, keys = spooled
         folder = spool_entries(store.spool)[keys["good"]]["folder"]
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD, str(folder / ".lock")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "held"
+        with holding_file_lock(folder / ".lock"):
             result = emstrack_cli("status", spool=store.spool, cwd=store.root)
             assert f"{keys['good']}  writing" in result.stdout
             synced = emstrack_cli(
@@ -80,8 +62,6 @@ class TestStatus:
             )
             assert synced.stdout.splitlines()[-1] == "1 sent, 0 failed, 1 skipped"
             assert synced.returncode == 0
-        finally:
-            holder.communicate("done\n", timeout=30)
 
     def test_spool_option_beats_the_environment(self, spooled, tmp_path):
         """--spool names the spool to read, whatever EMSTRACK_SPOOL_DIR says."""

@@ -13,8 +13,6 @@ import getpass
 import json
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -26,6 +24,7 @@ from typing import Any
 import pytest
 
 import emstrack
+from _locks import holding_sqlite_lock
 from _servers import (
     MlflowServer,
     all_runs,
@@ -36,19 +35,11 @@ from _servers import (
     unwritable_folder,
     writes_are_refused,
 )
+from conftest import _ISOLATED_VARIABLES
 from emstrack import EmstrackWarning, TrackingError, __version__, tracked_optimization
 from emstrack._store import HTTP_MAX_RETRIES, get_store
 
-_ISOLATED = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_EXPERIMENT_NAME",
-    "EMSTRACK_DISABLED",
-    "EMSTRACK_BACKGROUND",
-    "EMSTRACK_SPOOL_DIR",
-    "EMSTRACK_SECRET_PATTERN",
-    "EMSTRACK_DRAIN_TIMEOUT",
-    "EMSTRACK_STRICT",
-)
+_ISOLATED = (*_ISOLATED_VARIABLES, "EMSTRACK_STRICT")
 
 # --------------------------------------------------------------------------- the summary
 
@@ -351,33 +342,6 @@ def on_server(
         server.start()
 
 
-class Locker:
-    """Another process holding ``BEGIN EXCLUSIVE`` on a SQLite database until released."""
-
-    def __init__(self, database: Path) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sqlite3, sys\n"
-                "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-                "db.execute('BEGIN EXCLUSIVE')\n"
-                "print('locked', flush=True)\n"
-                "sys.stdin.readline()\n"
-                "db.execute('ROLLBACK')\n",
-                str(database),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == "locked"
-
-    def release(self) -> None:
-        self.process.communicate("go\n" if self.process.poll() is None else None, timeout=30)
-
-
 class Hanging:
     """A TCP listener that accepts connections and never answers, counting them."""
 
@@ -423,11 +387,8 @@ class TestSqliteStoreLocked:
         """A database held by another process's BEGIN EXCLUSIVE: runs spool, sync stores them."""
         monkeypatch.delenv("EMSTRACK_STRICT")
         pipeline = make_pipeline("locked", fail_on=frozenset({"b3"}))
-        locker = Locker(store.path)
-        try:
+        with holding_sqlite_lock(store.path):
             outcomes = [attempt(pipeline, call) for call in CALLS]
-        finally:
-            locker.release()
         spooled = spool_entries(store.spool)
         assert len(spooled) == 3
         for outcome in outcomes:
@@ -441,12 +402,11 @@ class TestSqliteStoreLocked:
     def test_strict_mode_raises_but_keeps_the_run(self, store):
         """EMSTRACK_STRICT=1: the outage is a TrackingError naming the spool; the run is kept."""
         pipeline = make_pipeline("locked-strict")
-        locker = Locker(store.path)
-        try:
-            with pytest.raises(TrackingError, match="replay it with `emstrack sync`") as raised:
-                pipeline.function("b1", 1)
-        finally:
-            locker.release()
+        with (
+            holding_sqlite_lock(store.path),
+            pytest.raises(TrackingError, match="replay it with `emstrack sync`") as raised,
+        ):
+            pipeline.function("b1", 1)
         (entry,) = spool_entries(store.spool).values()
         assert str(entry["folder"]) in str(raised.value)
         get_store(store.uri).mark_up()  # this process's retry window is over

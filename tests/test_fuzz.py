@@ -426,6 +426,24 @@ def untracked_calls(store: Any, params: dict[str, Any], outputs: Any) -> str:
     return run_id
 
 
+def check_decorated(store: Any, config: dict[str, Any], outputs: Any) -> str:
+    """Call a decorated pipeline with ``config``; check what was stored; return the run id."""
+    run_id = untracked_calls(store, config, outputs)
+    cleanly = {key: value for key, value in config.items() if maps_cleanly(value)}
+    check_stored(store, run_id, cleanly, outputs, config)
+    return run_id
+
+
+def check_tracked_run(store: Any, config: dict[str, Any], outputs: Any) -> None:
+    """Log ``config`` and ``outputs`` through tracked_run; check what was stored."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with tracked_run("fuzz", experiment="fuzz", params=config) as run:
+            run.log_metrics(outputs)
+    assert all(issubclass(w.category, EmstrackWarning) for w in caught)
+    check_stored(store, run.run_id, config, outputs, config)
+
+
 class TestStored:
     @STORE
     @given(config=st.dictionaries(KEYS, VALUES, max_size=10), outputs=OUTPUTS)
@@ -433,9 +451,7 @@ class TestStored:
         """Nasty arguments and return values: same result back, all storable values stored."""
         tried("store: decorator")
         monkeypatch.delenv("EMSTRACK_STRICT", raising=False)
-        run_id = untracked_calls(store, config, outputs)
-        cleanly = {key: value for key, value in config.items() if maps_cleanly(value)}
-        check_stored(store, run_id, cleanly, outputs, config)
+        run_id = check_decorated(store, config, outputs)
         assert store.client.get_run(run_id).info.status == "FINISHED"
 
     @STORE
@@ -445,12 +461,7 @@ class TestStored:
         """tracked_run(params=...) and log_metrics with nasty values store what MLflow holds."""
         tried("store: tracked_run")
         monkeypatch.delenv("EMSTRACK_STRICT", raising=False)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with tracked_run("fuzz", experiment="fuzz", params=config) as run:
-                run.log_metrics(outputs)
-        assert all(issubclass(w.category, EmstrackWarning) for w in caught)
-        check_stored(store, run.run_id, config, outputs, config)
+        check_tracked_run(store, config, outputs)
         assert store.spooled() == []
 
     @STORE
@@ -532,9 +543,7 @@ class TestStoredMore:
         """The decorator property with many more examples."""
         tried("store (slow): decorator")
         monkeypatch.delenv("EMSTRACK_STRICT", raising=False)
-        run_id = untracked_calls(store, config, outputs)
-        cleanly = {key: value for key, value in config.items() if maps_cleanly(value)}
-        check_stored(store, run_id, cleanly, outputs, config)
+        check_decorated(store, config, outputs)
 
     @STORE_SLOW
     @given(config=CONFIGS, outputs=OUTPUTS | CONFIGS)
@@ -542,12 +551,7 @@ class TestStoredMore:
         """The tracked_run property with many more examples."""
         tried("store (slow): tracked_run")
         monkeypatch.delenv("EMSTRACK_STRICT", raising=False)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with tracked_run("fuzz", experiment="fuzz", params=config) as run:
-                run.log_metrics(outputs)
-        assert all(issubclass(w.category, EmstrackWarning) for w in caught)
-        check_stored(store, run.run_id, config, outputs, config)
+        check_tracked_run(store, config, outputs)
 
 
 MANY = settings(max_examples=1500, deadline=None)

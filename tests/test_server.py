@@ -47,6 +47,15 @@ def _pipeline(uri: str) -> Any:
     return optimize
 
 
+def _write_cases(uri: str, spool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Call the decorated pipeline once per case of CASES, strict, spooling to ``spool``."""
+    monkeypatch.setenv("EMSTRACK_SPOOL_DIR", str(spool))
+    monkeypatch.setenv("EMSTRACK_STRICT", "1")
+    optimize = _pipeline(uri)
+    for building, mode, cost in CASES:
+        optimize(building, mode, cost)
+
+
 class TestPipelineOverHttp:
     """Runs written through the server are read back identically by REST and by emstrack."""
 
@@ -54,11 +63,7 @@ class TestPipelineOverHttp:
         self, server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """REST sees every run with its params, metrics and config.json artifact."""
-        monkeypatch.setenv("EMSTRACK_SPOOL_DIR", str(tmp_path / "spool"))
-        monkeypatch.setenv("EMSTRACK_STRICT", "1")
-        optimize = _pipeline(server.url)
-        for building, mode, cost in CASES:
-            optimize(building, mode, cost)
+        _write_cases(server.url, tmp_path / "spool", monkeypatch)
 
         experiment = requests.get(
             f"{server.url}/api/2.0/mlflow/experiments/get-by-name",
@@ -98,11 +103,7 @@ class TestPipelineOverHttp:
         self, server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """search_runs over REST (client path) and SQL on the backend give the same frames."""
-        monkeypatch.setenv("EMSTRACK_SPOOL_DIR", str(tmp_path / "spool"))
-        monkeypatch.setenv("EMSTRACK_STRICT", "1")
-        optimize = _pipeline(server.url)
-        for building, mode, cost in CASES:
-            optimize(building, mode, cost)
+        _write_cases(server.url, tmp_path / "spool", monkeypatch)
 
         over_http = analysis.compare("http-ems", "total_cost", tracking_uri=server.url)
         on_database = analysis.compare("http-ems", "total_cost", tracking_uri=server.backend_uri)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from _locks import holding_file_lock
 from emstrack._spool import (
     ARTIFACTS_DIR,
     EVENTS_FILE,
@@ -147,16 +146,6 @@ class TestState:
         assert entry.load_state() == ShipState()
 
 
-HOLDER = """
-import sys, time
-from filelock import FileLock
-lock = FileLock(sys.argv[1], thread_local=False)
-lock.acquire()
-print("held", flush=True)
-sys.stdin.readline()
-"""
-
-
 class TestLock:
     def test_writer_holds_the_lock_until_released(self, entry):
         """While a run is open nobody else can take its entry."""
@@ -169,28 +158,13 @@ class TestLock:
     def test_lock_of_a_process_that_died_is_free(self, entry):
         """A writer killed with SIGKILL leaves the entry free for sync."""
         entry.release()
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(entry.folder / ".lock")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "held"
+        with holding_file_lock(entry.folder / ".lock") as holder:
             probe = SpoolEntry(entry.folder)
             assert probe.acquire(timeout=0) is False
             os.kill(holder.pid, signal.SIGKILL)
             holder.wait(timeout=30)
             assert probe.acquire(timeout=0) is True
             probe.release()
-        finally:
-            if holder.poll() is None:
-                holder.kill()
-                holder.wait()
-            for stream in (holder.stdin, holder.stdout):
-                if stream is not None:
-                    stream.close()
 
     def test_release_without_lock_is_harmless(self, tmp_path):
         """Releasing an entry never locked does nothing."""

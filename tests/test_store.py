@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _locks import holding_sqlite_lock
 from emstrack import StoreUnavailableError
 from emstrack._store import (
     HTTP_MAX_RETRIES,
@@ -169,30 +168,11 @@ class TestOutages:
 
     def test_locked_sqlite_store_fails_the_probe(self, store):
         """BEGIN EXCLUSIVE held by another process: the probe fails and marks the store down."""
-        holder = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sqlite3, sys\n"
-                "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-                "db.execute('BEGIN EXCLUSIVE')\n"
-                "print('locked', flush=True)\n"
-                "sys.stdin.readline()\n",
-                str(store.path),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "locked"
+        with holding_sqlite_lock(store.path):
             probed = Store(store.uri)
             with pytest.raises(StoreUnavailableError, match="database is locked"):
                 probed.ensure_available()
             assert probed.is_down()
-        finally:
-            holder.communicate("go\n", timeout=30)
         fresh = Store(store.uri)
         fresh.ensure_available()
 

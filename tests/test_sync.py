@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import emstrack
+from _locks import holding_file_lock
 from _servers import free_port, server_environment, spool_entries
 from emstrack import tracked_run
 from emstrack._spool import SpoolEntry
@@ -20,15 +21,6 @@ with emstrack.tracked_run("crashed", experiment="crash", params={"a": 1}) as run
     run.log_metrics({"m": 2.0}, step=1)
     print(run.run_id or "-", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-HOLD = """
-import sys
-from filelock import FileLock
-lock = FileLock(sys.argv[1], thread_local=False)
-lock.acquire()
-print("held", flush=True)
-sys.stdin.readline()
 """
 
 
@@ -112,23 +104,13 @@ class TestLiveAndAbandoned:
         """An entry whose lock another process holds is left alone and reported skipped."""
         spool_while_down(store, monkeypatch, "busy")
         (folder,) = store.spooled()
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD, str(folder / ".lock")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "held"
+        with holding_file_lock(folder / ".lock"):
             (waiting,) = emstrack.pending()
             assert waiting.in_progress is True
             report = emstrack.sync(tracking_uri=store.uri)
             assert [run.name for run in report.skipped] == ["busy"]
             assert report.sent == []
             assert store.runs("synced") == []
-        finally:
-            holder.communicate("done\n", timeout=30)
         assert [run.name for run in emstrack.sync(tracking_uri=store.uri).sent] == ["busy"]
 
     def test_abandoned_run_is_completed_as_killed(self, store):

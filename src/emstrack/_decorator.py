@@ -217,7 +217,7 @@ class _Plan:
             run.log_params(params)
             if options.log_inputs:
                 run.log_config(params if options.params is not None else arguments)
-            run.extensions["artifacts"] = [
+            run._extensions["artifacts"] = [
                 self._fill(template, fields, run) for template in options.artifacts
             ]
         except BaseException as exc:
@@ -288,7 +288,7 @@ class _Plan:
         self.log_artifacts(run, complain=True)
 
     def log_artifacts(self, run: Run, *, complain: bool) -> None:
-        for path_text in run.extensions.get("artifacts", ()):
+        for path_text in run._extensions.get("artifacts", ()):
             if path_text is None:
                 continue
             path = Path(path_text)

@@ -205,7 +205,7 @@ def _scalar_text(value: object) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return _int_text(value)
     if isinstance(value, float):
         return format_float(value)
     if isinstance(value, decimal.Decimal):
@@ -482,10 +482,11 @@ def _beyond_float(value: object) -> TypeGuard[int]:
 
 
 def _int_text(value: int) -> str:
+    """Decimal text, or exact hexadecimal beyond Python's int-to-str digit limit (4,300)."""
     try:
         return str(value)
-    except ValueError:  # beyond Python's int-to-str digit limit
-        return f"<int of {value.bit_length()} bits>"
+    except ValueError:
+        return f"{value:#x}"
 
 
 def _all_numbers(values: Sequence[object]) -> bool:

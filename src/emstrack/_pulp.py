@@ -166,13 +166,13 @@ def _patched_solve(self: Any, *args: Any, **kwargs: Any) -> Any:
     started = time.perf_counter()
     result = _original_solve(self, *args, **kwargs)
     run = active_run()
-    if run is not None and _EXTENSION in run.extensions:
+    if run is not None and _EXTENSION in run._extensions:
         _record(run, self, result, time.perf_counter() - started)
     return result
 
 
 def _record(run: Run, problem: Any, result: Any, wall_s: float) -> None:
-    capture: _Capture = run.extensions[_EXTENSION]
+    capture: _Capture = run._extensions[_EXTENSION]
     try:
         metrics = solver_metrics(result if hasattr(result, "status_str") else problem, problem)
     except Exception as error:
@@ -217,7 +217,7 @@ def activate(run: Run) -> None:
         return
     import pulp
 
-    run.extensions[_EXTENSION] = _Capture(log_model=run.log_model)
+    run._extensions[_EXTENSION] = _Capture(log_model=run._log_model)
     with _patch_lock:
         _open_runs += 1
         if _open_runs == 1:
@@ -228,7 +228,7 @@ def activate(run: Run) -> None:
 def deactivate(run: Run) -> None:
     """Write ``run``'s totals; restore ``LpProblem.solve`` when the last open run ends."""
     global _open_runs, _original_solve
-    capture = run.extensions.pop(_EXTENSION, None)
+    capture = run._extensions.pop(_EXTENSION, None)
     if capture is None:
         return
     with _patch_lock:

@@ -21,11 +21,12 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from . import _settings
+from ._artifact_paths import ArtifactPaths
 from ._errors import EmstrackWarning, TrackingError
 from ._mapping import (
     MAX_TAG_VALUE_LENGTH,
@@ -99,8 +100,7 @@ class Run:
         self._conflicts: dict[str, list[str]] = {}
         self._notes = Mapped()
         self._problems: list[str] = []
-        self._artifact_files: set[str] = set()
-        self._artifact_folders: set[str] = set()
+        self._artifact_paths = ArtifactPaths()
         self._config: Any = None
         self._config_set = False
         self._entry: SpoolEntry | None = None
@@ -112,9 +112,9 @@ class Run:
         self._initial_tags = dict(tags or {})
         self._source = source
         #: Write each captured PuLP model as an ``.lp`` or ``.mps`` artifact.
-        self.log_model = log_model
+        self._log_model = log_model
         #: Free slots for hooks (e.g. PuLP capture) to keep per-run state.
-        self.extensions: dict[str, Any] = {}
+        self._extensions: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ identity
 
@@ -256,7 +256,7 @@ class Run:
         self.status = status
         propagating = exc is not None
         try:
-            if "pulp" in self.extensions:
+            if "pulp" in self._extensions:
                 from ._pulp import deactivate
 
                 self._guard("PuLP solve totals", deactivate, self)
@@ -443,7 +443,7 @@ class Run:
         for file in copy.rglob("*"):
             if file.is_file():
                 relative = file.relative_to(copy).as_posix()
-                self._register_artifact(f"{base}/{relative}" if base else relative)
+                self._artifact_paths.add(f"{base}/{relative}" if base else relative)
         self._append({"e": "artifact_dir", "folder": stored, "dir": base})
 
     def _store_bytes(self, data: bytes, name: str) -> None:
@@ -455,33 +455,13 @@ class Run:
         self._append({"e": "artifact", "file": stored, "dir": folder or None})
 
     def _claim_artifact(self, relative: str) -> str:
-        """``relative``, or a new name if a file and a folder of the run would share a path.
-
-        Neither could be written next to the other, and the run would never be complete.
-        """
-        candidate, number = relative, 1
-        while self._artifact_clash(candidate):
-            number += 1
-            flat = PurePosixPath(relative.replace("/", "~"))
-            candidate = f"{flat.stem}~{number}{flat.suffix}"
-        if candidate != relative:
+        claimed = self._artifact_paths.claim(relative)
+        if claimed != relative:
             self._problems.append(
-                f"artifact {relative!r} logged as {candidate!r}: a file and a folder of the run "
+                f"artifact {relative!r} logged as {claimed!r}: a file and a folder of the run "
                 "cannot share a path"
             )
-        self._register_artifact(candidate)
-        return candidate
-
-    def _artifact_clash(self, relative: str) -> bool:
-        parts = relative.split("/")
-        return relative in self._artifact_folders or any(
-            "/".join(parts[:i]) in self._artifact_files for i in range(1, len(parts))
-        )
-
-    def _register_artifact(self, relative: str) -> None:
-        self._artifact_files.add(relative)
-        parts = relative.split("/")
-        self._artifact_folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        return claimed
 
     def _log_config(self, config: object, name: str) -> None:
         document = to_jsonable(config, self._redactor)

@@ -335,9 +335,10 @@ class Store:
             self.client.create_run, experiment_id, start_time=start_ms, tags=tags, run_name=name
         )
         run_id: str = run.info.run_id
-        if len(self._artifact_uris) > 1024:
-            self._artifact_uris.pop(next(iter(self._artifact_uris)), None)
-        self._artifact_uris[run_id] = run.info.artifact_uri
+        with self._client_lock:
+            if len(self._artifact_uris) > 1024:
+                self._artifact_uris.pop(next(iter(self._artifact_uris)), None)
+            self._artifact_uris[run_id] = run.info.artifact_uri
         return run_id
 
     def log_batch(

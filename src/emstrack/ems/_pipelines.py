@@ -68,8 +68,19 @@ class LearnedScheduleSummary(ModeComparisonSummary):
     jobs_moved: int = Field(ge=0, description="Runs the optimizer started at another time.")
 
 
+class _DayByDay:
+    """What the day-by-day results share: a summary and one row of figures per day."""
+
+    summary: ModeComparisonSummary
+    daily: pd.DataFrame
+
+    def figures(self) -> dict[str, object]:
+        """The run's figures: summary fields, and ``daily`` with one row per day."""
+        return {**dict(self.summary), "daily": self.daily}
+
+
 @dataclass(frozen=True)
-class ModeComparison:
+class ModeComparison(_DayByDay):
     """Result of :func:`compare_modes`.
 
     Attributes:
@@ -92,10 +103,6 @@ class ModeComparison:
     problems: list[pulp.LpProblem]
     statuses: tuple[str, ...]
     artifacts: tuple[Path, ...] = ()
-
-    def figures(self) -> dict[str, object]:
-        """The run's figures: summary fields, and ``daily`` with one row per day."""
-        return {**dict(self.summary), "daily": self.daily}
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,7 @@ class UsageLearning:
 
 
 @dataclass(frozen=True)
-class LearnedSchedule:
+class LearnedSchedule(_DayByDay):
     """Result of :func:`schedule_learned_devices`.
 
     Attributes:
@@ -173,10 +180,6 @@ class LearnedSchedule:
     problems: list[pulp.LpProblem]
     statuses: tuple[str, ...]
     artifacts: tuple[Path, ...] = ()
-
-    def figures(self) -> dict[str, object]:
-        """The run's figures: summary fields, and ``daily`` with one row per day."""
-        return {**dict(self.summary), "daily": self.daily}
 
 
 @dataclass(frozen=True)
