@@ -42,6 +42,8 @@ from .query import (
 )
 
 _TABLES: dict[KeyKind, str] = {"params": "params", "metrics": "latest_metrics", "tags": "tags"}
+# A NaN metric is stored as 0 with is_nan set; NULL reads back as NaN.
+_VALUE_SQL: dict[KeyKind, str] = {"metrics": "CASE WHEN x.is_nan THEN NULL ELSE x.value END"}
 _FILTER_DIALECTS = frozenset({"sqlite", "postgresql"})
 _NUMERIC_SQL_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 
@@ -172,7 +174,7 @@ class SqlReader:
         return RunTable(
             info,
             params=self._values("params", where, params, index, selection.params),
-            metrics=self._metrics(where, params, index, selection.metrics),
+            metrics=self._values("metrics", where, params, index, selection.metrics),
             tags=self._tags(where, params, index, selection),
         )
 
@@ -201,34 +203,14 @@ class SqlReader:
     ) -> pd.DataFrame:
         if keys is not None and not keys:
             return pd.DataFrame(index=index)
-        table = _TABLES[kind]
         key_clause, key_params = _in_clause("x.key", keys or (), "k") if keys else ("", {})
         rows = self._connection.fetch(
-            f"SELECT x.run_uuid, x.key, x.value FROM {table} x "
-            f"JOIN runs r ON r.run_uuid = x.run_uuid WHERE {where}"
+            f"SELECT x.run_uuid, x.key, {_VALUE_SQL.get(kind, 'x.value')} "
+            f"FROM {_TABLES[kind]} x JOIN runs r ON r.run_uuid = x.run_uuid WHERE {where}"
             + (f" AND {key_clause}" if key_clause else ""),
             {**params, **key_params},
         )
-        return pivot(rows, index)
-
-    def _metrics(
-        self,
-        where: str,
-        params: dict[str, object],
-        index: pd.Index,
-        keys: tuple[str, ...] | None,
-    ) -> pd.DataFrame:
-        if keys is not None and not keys:
-            return pd.DataFrame(index=index)
-        key_clause, key_params = _in_clause("x.key", keys or (), "k") if keys else ("", {})
-        # NaN is stored as 0 with is_nan set; NULL reads back as NaN.
-        rows = self._connection.fetch(
-            "SELECT x.run_uuid, x.key, CASE WHEN x.is_nan THEN NULL ELSE x.value END "
-            f"FROM latest_metrics x JOIN runs r ON r.run_uuid = x.run_uuid WHERE {where}"
-            + (f" AND {key_clause}" if key_clause else ""),
-            {**params, **key_params},
-        )
-        return pivot(rows, index, numeric=True)
+        return pivot(rows, index, numeric=kind == "metrics")
 
     def _tags(
         self, where: str, params: dict[str, object], index: pd.Index, selection: Selection
