@@ -10,7 +10,7 @@ import typing as _typing
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
-    from ._decorator import tracked_optimization
+    from ._tracking.decorator import tracked_optimization
     from ._errors import (
         ConfigurationError,
         EmstrackError,
@@ -18,9 +18,9 @@ if _typing.TYPE_CHECKING:
         StoreUnavailableError,
         TrackingError,
     )
-    from ._pulp import SolverMetrics, solver_metrics
-    from ._run import Run, active_run, tracked_run
-    from ._sync import PendingRun, SyncReport, flush, pending, sync
+    from ._capture.pulp import SolverMetrics, solver_metrics
+    from ._tracking.run import Run, active_run, tracked_run
+    from ._delivery.replay import PendingRun, SyncReport, flush, pending, sync
 
 __all__ = [
     "ConfigurationError",
@@ -46,19 +46,19 @@ _LAZY = {
     "ConfigurationError": "._errors",
     "EmstrackError": "._errors",
     "EmstrackWarning": "._errors",
-    "PendingRun": "._sync",
-    "Run": "._run",
-    "SolverMetrics": "._pulp",
+    "PendingRun": "._delivery.replay",
+    "Run": "._tracking.run",
+    "SolverMetrics": "._capture.pulp",
     "StoreUnavailableError": "._errors",
-    "SyncReport": "._sync",
+    "SyncReport": "._delivery.replay",
     "TrackingError": "._errors",
-    "active_run": "._run",
-    "flush": "._sync",
-    "pending": "._sync",
-    "solver_metrics": "._pulp",
-    "sync": "._sync",
-    "tracked_optimization": "._decorator",
-    "tracked_run": "._run",
+    "active_run": "._tracking.run",
+    "flush": "._delivery.replay",
+    "pending": "._delivery.replay",
+    "solver_metrics": "._capture.pulp",
+    "sync": "._delivery.replay",
+    "tracked_optimization": "._tracking.decorator",
+    "tracked_run": "._tracking.run",
 }
 
 

@@ -1,0 +1,410 @@
+"""The only module that talks to MLflow: one tracking store, its limits, retries and outages.
+
+* The first creation of a SQLite store is serialised across processes with a file lock beside
+  the database: MLflow's schema migrations race otherwise and can leave a database that no
+  longer opens.
+* Before writing, the store is probed cheaply (``GET /health`` with a short timeout over HTTP, a
+  ``BEGIN IMMEDIATE`` with a short busy timeout on SQLite). A store that fails the probe is
+  *down* for :data:`RETRY_AFTER_S` seconds: runs in that window go straight to the spool instead
+  of waiting on MLflow's HTTP retry schedule (minutes) or SQLite's 20 s busy timeout.
+* ``database is locked`` during a write is retried with backoff within :data:`LOCK_BUDGET_S`.
+* Batches are split to MLflow's limits: 100 params, 100 tags, 1000 metrics, 1000 entities and
+  about 1 MB per request.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from filelock import FileLock
+
+from .._errors import StoreUnavailableError
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+RETRY_AFTER_S = 10.0
+PROBE_CONNECT_TIMEOUT_S = 1.5
+PROBE_READ_TIMEOUT_S = 3.0
+SQLITE_PROBE_TIMEOUT_S = 2.0
+LOCK_BUDGET_S = 6.0
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+MAX_ENTITIES_PER_BATCH = 1000
+MAX_BATCH_BYTES = 900_000
+RUN_KEY_TAG = "emstrack.run_key"
+PARENT_KEY_TAG = "emstrack.parent_key"
+HTTP_MAX_RETRIES = 2
+HTTP_BACKOFF_FACTOR = 1
+HTTP_BACKOFF_JITTER = 0.5
+
+T = TypeVar("T")
+
+_in_store_call: ContextVar[bool] = ContextVar("emstrack_in_store_call", default=False)
+_http_retries_limited = False
+_http_retries_lock = threading.Lock()
+
+
+def _limit_http_retries() -> None:
+    """Make MLflow's HTTP client retry briefly inside emstrack's store calls only.
+
+    MLflow retries a failed request (5xx, refused connection) 7 times with exponential backoff,
+    about 4 minutes, and has no per-call setting: a server whose artifact folder is unwritable
+    would stall every pipeline run that long. The spool is emstrack's retry, so within
+    :meth:`Store.call` MLflow's retry settings are capped at :data:`HTTP_MAX_RETRIES` retries;
+    every other MLflow call in the process keeps its own settings.
+    """
+    global _http_retries_limited
+    with _http_retries_lock:
+        if _http_retries_limited:
+            return
+        from mlflow import environment_variables as variables
+
+        for variable, cap in (
+            (variables.MLFLOW_HTTP_REQUEST_MAX_RETRIES, HTTP_MAX_RETRIES),
+            (variables.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, HTTP_BACKOFF_FACTOR),
+            (variables.MLFLOW_HTTP_REQUEST_BACKOFF_JITTER, HTTP_BACKOFF_JITTER),
+        ):
+            original = variable.get
+
+            def capped(original: Callable[[], Any] = original, cap: float = cap) -> Any:
+                value = original()
+                return min(value, cap) if _in_store_call.get() else value
+
+            variable.get = capped  # type: ignore[method-assign]
+        _http_retries_limited = True
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` without user name or password, for the spool, logs and warnings."""
+    parts = urllib.parse.urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or ``None`` for other stores."""
+    if not uri.startswith("sqlite:"):
+        return None
+    path = urllib.parse.urlsplit(uri).path
+    if uri.startswith("sqlite:////"):
+        path = "/" + path.lstrip("/")
+    elif uri.startswith("sqlite:///"):
+        path = path[1:]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _is_locked(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def _is_connectivity(error: BaseException) -> bool:
+    """Whether ``error`` means the store could not be reached or could not serve, not bad data."""
+    if _is_locked(error):
+        return True
+    status = getattr(error, "get_http_status_code", None)
+    if callable(status) and getattr(error, "error_code", "") != "INTERNAL_ERROR":
+        try:
+            if int(status()) >= 500:
+                return True
+        except (TypeError, ValueError):
+            pass
+    text = f"{type(error).__name__}: {error}".lower()
+    markers = (
+        "connectionerror",
+        "connection refused",
+        "max retries exceeded",
+        "failed to establish",
+        "read timed out",
+        "remote end closed",
+        "connection aborted",
+        "connection reset",
+        "unable to open database",
+    )
+    return any(marker in text for marker in markers)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One ``log_batch`` request's worth of entities."""
+
+    params: Sequence[tuple[str, str]]
+    metrics: Sequence[tuple[str, float, int, int]]
+    tags: Sequence[tuple[str, str]]
+
+
+def split_batches(
+    params: Sequence[tuple[str, str]],
+    metrics: Sequence[tuple[str, float, int, int]],
+    tags: Sequence[tuple[str, str]],
+) -> Iterator[Batch]:
+    """Requests that each respect MLflow's per-request limits, in order: params, tags, metrics."""
+    p = t = m = 0
+    while p < len(params) or t < len(tags) or m < len(metrics):
+        budget = MAX_BATCH_BYTES
+        entities = 0
+        p0, t0, m0 = p, t, m
+        while (
+            p < len(params) and p - p0 < MAX_PARAMS_PER_BATCH and entities < MAX_ENTITIES_PER_BATCH
+        ):
+            size = len(params[p][0]) + len(params[p][1]) * 2 + 40
+            if size > budget and entities:
+                break
+            budget -= size
+            entities += 1
+            p += 1
+        while t < len(tags) and t - t0 < MAX_TAGS_PER_BATCH and entities < MAX_ENTITIES_PER_BATCH:
+            size = len(tags[t][0]) + len(tags[t][1]) * 2 + 40
+            if size > budget and entities:
+                break
+            budget -= size
+            entities += 1
+            t += 1
+        while (
+            m < len(metrics)
+            and m - m0 < MAX_METRICS_PER_BATCH
+            and entities < MAX_ENTITIES_PER_BATCH
+        ):
+            size = len(metrics[m][0]) + 80
+            if size > budget and entities:
+                break
+            budget -= size
+            entities += 1
+            m += 1
+        yield Batch(params[p0:p], metrics[m0:m], tags[t0:t])
+
+
+class Store:
+    """One MLflow tracking store, reached through ``MlflowClient``."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.display_uri = redact_uri(uri)
+        self._client: MlflowClient | None = None
+        self._client_lock = threading.Lock()
+        self._experiment_ids: dict[str, str] = {}
+        self._artifact_uris: dict[str, str] = {}
+        self._down_until = 0.0
+        self._down_reason = ""
+
+    # ------------------------------------------------------------------ availability
+
+    @property
+    def client(self) -> MlflowClient:
+        """The store's client; the first one for a SQLite file is created under a file lock."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._create_client()
+        return self._client
+
+    def _create_client(self) -> MlflowClient:
+        from mlflow.tracking import MlflowClient
+
+        database = sqlite_path(self.uri)
+        if database is None:
+            _limit_http_retries()
+            return MlflowClient(tracking_uri=self.uri)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(database) + ".emstrack-init.lock", thread_local=False):
+            # Creating the client creates the store, which creates or migrates the schema.
+            return MlflowClient(tracking_uri=self.uri)
+
+    def is_down(self) -> bool:
+        """Whether the store failed recently; runs go straight to the spool until it is retried."""
+        return time.monotonic() < self._down_until
+
+    def mark_down(self, reason: str) -> None:
+        """Remember an outage; the store is tried again after :data:`RETRY_AFTER_S` seconds."""
+        self._down_until = time.monotonic() + RETRY_AFTER_S
+        self._down_reason = reason
+
+    def mark_up(self) -> None:
+        """The store answered."""
+        self._down_until = 0.0
+
+    def ensure_available(self) -> None:
+        """Raise :class:`StoreUnavailableError` fast if the store is known or probed to be down."""
+        if self.is_down():
+            raise StoreUnavailableError(
+                f"tracking store {self.display_uri} unavailable ({self._down_reason}); "
+                f"not retried for up to {RETRY_AFTER_S:.0f} s"
+            )
+        try:
+            self._probe()
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            self.mark_down(reason)
+            raise StoreUnavailableError(
+                f"tracking store {self.display_uri} unavailable ({reason})"
+            ) from error
+
+    def _probe(self) -> None:
+        scheme = urllib.parse.urlsplit(self.uri).scheme
+        if scheme in {"http", "https"}:
+            import requests
+
+            response = requests.get(
+                self.uri.rstrip("/") + "/health",
+                timeout=(PROBE_CONNECT_TIMEOUT_S, PROBE_READ_TIMEOUT_S),
+            )
+            if response.status_code >= 500:
+                raise ConnectionError(f"/health answered HTTP {response.status_code}")
+            return
+        database = sqlite_path(self.uri)
+        if database is not None and database.exists():
+            connection = sqlite3.connect(database, timeout=SQLITE_PROBE_TIMEOUT_S)
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.rollback()
+            finally:
+                connection.close()
+
+    # ------------------------------------------------------------------ calls
+
+    def call(self, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one store call, retrying ``database is locked`` with backoff within a budget."""
+        deadline = time.monotonic() + LOCK_BUDGET_S
+        delay = 0.05
+        while True:
+            token = _in_store_call.set(True)
+            try:
+                return action(*args, **kwargs)
+            except Exception as error:
+                if _is_locked(error) and time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                if _is_connectivity(error):
+                    self.mark_down(f"{type(error).__name__}: {str(error)[:200]}")
+                raise
+            finally:
+                _in_store_call.reset(token)
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment ``name``, created on first use."""
+        cached = self._experiment_ids.get(name)
+        if cached is not None:
+            return cached
+        client = self.client
+        experiment = self.call(client.get_experiment_by_name, name)
+        if experiment is None:
+            try:
+                experiment_id: str = self.call(client.create_experiment, name)
+            except Exception as error:
+                # Another process or thread created it first.
+                experiment = self.call(client.get_experiment_by_name, name)
+                if experiment is None:
+                    raise error from None
+                experiment_id = experiment.experiment_id
+        else:
+            experiment_id = experiment.experiment_id
+        self._experiment_ids[name] = experiment_id
+        return experiment_id
+
+    def find_run(self, experiment_id: str, run_key: str) -> str | None:
+        """The MLflow run id of the run with emstrack key ``run_key``, if it reached the store."""
+        from mlflow.entities import ViewType
+
+        runs = self.call(
+            self.client.search_runs,
+            [experiment_id],
+            filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
+            run_view_type=ViewType.ALL,
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def create_run(
+        self, experiment_id: str, name: str | None, start_ms: int, tags: dict[str, str]
+    ) -> str:
+        """Create a run and return its MLflow id."""
+        run = self.call(
+            self.client.create_run, experiment_id, start_time=start_ms, tags=tags, run_name=name
+        )
+        run_id: str = run.info.run_id
+        with self._client_lock:
+            if len(self._artifact_uris) > 1024:
+                self._artifact_uris.pop(next(iter(self._artifact_uris)), None)
+            self._artifact_uris[run_id] = run.info.artifact_uri
+        return run_id
+
+    def log_batch(
+        self,
+        run_id: str,
+        params: Sequence[tuple[str, str]],
+        metrics: Sequence[tuple[str, float, int, int]],
+        tags: Sequence[tuple[str, str]],
+    ) -> None:
+        """Write params, metrics ``(key, value, step, timestamp_ms)`` and tags in few requests."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        for batch in split_batches(params, metrics, tags):
+            self.call(
+                self.client.log_batch,
+                run_id,
+                metrics=[Metric(k, v, ts, step) for k, v, step, ts in batch.metrics],
+                params=[Param(k, v) for k, v in batch.params],
+                tags=[RunTag(k, v) for k, v in batch.tags],
+                synchronous=True,
+            )
+
+    def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None) -> None:
+        """Upload one file into the run's artifacts (under ``artifact_dir`` if given)."""
+        repository = self._artifact_repository(run_id)
+        if repository is None:
+            self.call(self.client.log_artifact, run_id, str(local_path), artifact_dir)
+        else:
+            self.call(repository.log_artifact, str(local_path), artifact_dir)
+
+    def log_artifacts(self, run_id: str, local_dir: Path, artifact_dir: str | None) -> None:
+        """Upload a folder's contents into the run's artifacts."""
+        repository = self._artifact_repository(run_id)
+        if repository is None:
+            self.call(self.client.log_artifacts, run_id, str(local_dir), artifact_dir)
+        else:
+            self.call(repository.log_artifacts, str(local_dir), artifact_dir)
+
+    def _artifact_repository(self, run_id: str) -> Any:
+        """The artifact repository of a run this process created, without asking the store.
+
+        ``MlflowClient.log_artifact`` first fetches the whole run (``get_run``) only to learn its
+        artifact location, which create_run already answered: about a tenth of a short run's
+        cost. Runs created elsewhere (replayed, resumed) and Databricks go the usual way.
+        """
+        artifact_uri = self._artifact_uris.get(run_id)
+        if artifact_uri is None or self.uri.startswith("databricks"):
+            return None
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+
+    def terminate(self, run_id: str, status: str, end_ms: int) -> None:
+        """Set the run's final status and end time."""
+        self.call(self.client.set_terminated, run_id, status, end_ms)
+        self._artifact_uris.pop(run_id, None)
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(uri: str) -> Store:
+    """The process-wide :class:`Store` for ``uri`` (outage state is shared by all runs)."""
+    store = _stores.get(uri)
+    if store is None:
+        with _stores_lock:
+            store = _stores.setdefault(uri, Store(uri))
+    return store

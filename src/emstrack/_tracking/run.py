@@ -1,0 +1,648 @@
+"""``tracked_run()``: one MLflow run around a block of code, and the handle to log into it.
+
+Every ``log_*`` call maps its values (``_mapping``), appends them to the run's spool entry
+(``_spool``) and returns; the entry is shipped (``_writer``) at ``flush()`` and at the end, or by
+the background thread in background mode. No method of a run ever raises into the caller unless
+``EMSTRACK_STRICT=1``: what could not be logged is kept in ``config.json`` and named in one
+:class:`~emstrack.EmstrackWarning` when the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import io
+import os
+import sys
+import tempfile
+import threading
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar, Token
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from .. import _settings
+from .artifact_paths import ArtifactPaths
+from .._errors import EmstrackWarning, TrackingError
+from .mapping import (
+    MAX_TAG_VALUE_LENGTH,
+    NONFINITE_TAG_PREFIX,
+    Mapped,
+    Redactor,
+    clean_text,
+    dumps_json,
+    fit_value,
+    map_outputs,
+    map_params,
+    map_series,
+    mlflow_key,
+    safe_artifact_path,
+    to_jsonable,
+)
+from .._delivery.spool import ShipState, SpoolEntry, now_ms
+from .._delivery.store import redact_uri
+from .._version import __version__
+from .._delivery.shipping import done_with, open_runs, ship
+
+Status = Literal["FINISHED", "FAILED", "KILLED"]
+
+_current: ContextVar[Run | None] = ContextVar("emstrack_current_run", default=None)
+_MAX_PROBLEMS_SHOWN = 8
+
+
+def active_run() -> Run | None:
+    """The innermost run open in this context (thread or asyncio task), if any."""
+    return _current.get()
+
+
+class Run:
+    """Handle of one tracked run, yielded by :func:`tracked_run`.
+
+    Params, metrics and tags are buffered in the run's spool entry and written with batched
+    ``log_batch`` calls at :meth:`flush` and when the run ends.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        experiment: str | None = None,
+        params: object = None,
+        tags: Mapping[str, object] | None = None,
+        nested: bool | None = None,
+        tracking_uri: str | None = None,
+        secret_pattern: str | None = None,
+        background: bool | None = None,
+        source: str | None = None,
+        log_model: Literal["lp", "mps"] | None = None,
+    ) -> None:
+        parent = _current.get() if nested is not False else None
+        if parent is not None and tracking_uri is not None and tracking_uri != parent.tracking_uri:
+            parent = None
+        self.parent = parent
+        self.key = uuid.uuid4().hex
+        self.name = name
+        self.tracking_uri: str = (
+            parent.tracking_uri if parent else _settings.tracking_uri(tracking_uri)
+        )
+        self.experiment: str = experiment or (
+            parent.experiment if parent else _settings.experiment_name()
+        )
+        self.status: Status | None = None
+        self._background = _settings.background() if background is None else background
+        self._redactor = Redactor.from_environ(_settings.secret_pattern(secret_pattern), os.environ)
+        self._lock = threading.RLock()
+        self._params: dict[str, str] = {}
+        self._conflicts: dict[str, list[str]] = {}
+        self._notes = Mapped()
+        self._problems: list[str] = []
+        self._artifact_paths = ArtifactPaths()
+        self._config: Any = None
+        self._config_set = False
+        self._entry: SpoolEntry | None = None
+        self._state = ShipState()
+        self._kept_in_spool = False
+        self._closed = False
+        self._token: Token[Run | None] | None = None
+        self._initial_params = params
+        self._initial_tags = dict(tags or {})
+        self._source = source
+        #: Write each captured PuLP model as an ``.lp`` or ``.mps`` artifact.
+        self._log_model = log_model
+        #: Free slots for hooks (e.g. PuLP capture) to keep per-run state.
+        self._extensions: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run id, once the run reached the store (in background mode: after flush)."""
+        return self._state.run_id
+
+    @property
+    def spool_path(self) -> Path | None:
+        """The run's spool folder while it exists."""
+        return self._entry.folder if self._entry is not None else None
+
+    def __repr__(self) -> str:
+        return f"<emstrack.Run name={self.name!r} key={self.key} run_id={self.run_id}>"
+
+    # ------------------------------------------------------------------ context manager
+
+    def __enter__(self) -> Run:
+        self._start()
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        try:
+            self._finish(_status_for(exc), exc)
+        finally:
+            if self._token is not None:
+                _current.reset(self._token)
+                self._token = None
+        return False
+
+    # ------------------------------------------------------------------ logging API
+
+    def log_params(self, params: object) -> None:
+        """Log a pydantic model, dataclass or mapping as params (nested keys dotted)."""
+        self._guard("log_params", self._log_params, params)
+
+    def log_metrics(self, metrics: object, step: int | None = None) -> None:
+        """Log numbers as metrics, bools as 0/1 and strings as tags.
+
+        ``metrics`` may be a pydantic model, mapping, dataclass, NamedTuple, pandas Series (one
+        metric per label) or DataFrame (one step per row). ``step`` applies to scalar values.
+        """
+        self._guard("log_metrics", self._log_outputs, metrics, step)
+
+    def log_series(self, name: str, values: Iterable[object], start_step: int = 0) -> None:
+        """Log ``values`` as metric ``name`` at consecutive steps, in one batched write."""
+        self._guard(
+            "log_series",
+            lambda: self._add_mapped(map_series(name, values, self._redactor, start_step)),
+        )
+
+    def set_tags(self, tags: Mapping[str, object]) -> None:
+        """Set tags; values are formatted like params."""
+        self._guard("set_tags", self._set_tags, tags)
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Log one file (copied now, so later changes to it do not matter)."""
+        self._guard("log_artifact", self._log_artifact, Path(path), artifact_path)
+
+    def log_artifacts(
+        self, folder: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
+        """Log every file under ``folder`` (copied now)."""
+        self._guard("log_artifacts", self._log_artifacts, Path(folder), artifact_path)
+
+    def log_config(self, config: object, name: str = "config.json") -> None:
+        """Log ``config`` as JSON, secrets redacted.
+
+        Under the default name it becomes the ``inputs`` of the run's ``config.json``, written
+        when the run ends next to what the mapping changed (renamed keys, cut values, values
+        that are not metrics); under another name it is written as it is.
+        """
+        self._guard("log_config", self._log_config, config, name)
+
+    def log_text(self, text: str, name: str) -> None:
+        """Log ``text`` as a UTF-8 file artifact called ``name``."""
+        self._guard(
+            "log_text",
+            lambda: self._store_bytes(self._redactor.scrub(text).encode("utf-8", "replace"), name),
+        )
+
+    def log_frame(self, frame: Any, name: str) -> None:
+        """Log a pandas DataFrame as a CSV artifact (``.csv`` is added when missing)."""
+        name = name if name.lower().endswith(".csv") else name + ".csv"
+        self._guard(
+            "log_frame",
+            lambda: self._store_bytes(self._redactor.scrub(frame.to_csv()).encode("utf-8"), name),
+        )
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        """Log a matplotlib figure as an image (PNG unless ``name`` says otherwise)."""
+        if "." not in Path(name).name:
+            name += ".png"
+        self._guard("log_figure", self._log_figure, figure, name)
+
+    def flush(self) -> None:
+        """Write everything logged so far to the store now."""
+        self._guard("flush", self._ship_now)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _start(self) -> None:
+        try:
+            start = {
+                "key": self.key,
+                "uri": redact_uri(self.tracking_uri),
+                "experiment": self.experiment,
+                "name": clean_text(self._redactor.scrub(self.name)) if self.name else self.name,
+                "parent": self.parent.key if self.parent else None,
+                "start_ms": now_ms(),
+                # Tags known at the start travel with create_run: no extra write for them.
+                "tags": {**self._system_tags(), **self._tag_values(self._initial_tags)},
+            }
+            self._entry = _create_entry(self.key, start)
+            open_runs.add(self._entry, self._state)
+        except Exception as error:
+            self._problem(f"spool unavailable, run not tracked: {_describe_error(error)}")
+            return
+        if self._initial_params is not None:
+            self.log_params(self._initial_params)
+            self.log_config(self._initial_params)
+        if "pulp" in sys.modules:
+            from .._capture.pulp import activate
+
+            self._guard("capturing PuLP solves", activate, self)
+        if not self._background:
+            self._ship_now(create_only=True)
+
+    def _finish(self, status: Status, exc: BaseException | None) -> None:
+        if self.status is not None:
+            return
+        self.status = status
+        propagating = exc is not None
+        try:
+            if "pulp" in self._extensions:
+                from .._capture.pulp import deactivate
+
+                self._guard("PuLP solve totals", deactivate, self)
+            if exc is not None and status != "FINISHED":
+                self._record_exception(exc)
+            self._write_config()
+            if self._entry is not None:
+                self._entry.append({"e": "end", "status": status, "end_ms": now_ms()})
+                self._deliver()
+        except Exception as error:
+            self._problems.append(f"ending the run failed: {_describe_error(error)}")
+        self._closed = True
+        self._report(propagating)
+
+    def _deliver(self) -> None:
+        assert self._entry is not None
+        entry = self._entry
+        if self._background:
+            from .._delivery.background import shipper
+
+            entry.close()
+            shipper().submit(entry, self._state, self.tracking_uri)
+            return
+        try:
+            done = ship(entry, self._state, uri=self.tracking_uri)
+        except Exception as error:
+            done = False
+            self._note_failure(error)
+        if done:
+            entry.remove()
+            done_with(entry.key)
+        else:
+            self._keep(entry)
+            open_runs.discard(entry.key)
+
+    def _keep(self, entry: SpoolEntry) -> None:
+        self._kept_in_spool = True
+        try:
+            entry.save_state(self._state)
+            entry.make_durable()
+        finally:
+            entry.close()
+            entry.release()
+
+    def _report(self, propagating: bool) -> None:
+        problems = self._problems + [
+            f"{key!r} not logged ({why}); kept in config.json"
+            for key, why in self._notes.unlogged.items()
+        ]
+        if self._conflicts:
+            problems.append(
+                "params logged again with other values (first value kept, later ones in tags "
+                "emstrack.param_conflict.*): " + ", ".join(sorted(self._conflicts))
+            )
+        if not problems:
+            return
+        shown = "; ".join(problems[:_MAX_PROBLEMS_SHOWN])
+        if len(problems) > _MAX_PROBLEMS_SHOWN:
+            shown += f"; and {len(problems) - _MAX_PROBLEMS_SHOWN} more"
+        where = ""
+        if self._kept_in_spool and self._entry is not None:
+            where = (
+                f". The run is kept in the spool at {self._entry.folder}; "
+                "replay it with `emstrack sync`"
+            )
+        message = f"emstrack run {self.name or self.key!r}: {shown}{where}"
+        if _settings.strict() and not propagating:
+            raise TrackingError(message)
+        try:
+            _warn(message)
+        except Warning:
+            # Warnings configured as errors must not replace the pipeline's own exception.
+            if not propagating:
+                raise
+
+    # ------------------------------------------------------------------ internals
+
+    def _guard(self, what: str, action: Callable[..., object], *args: object) -> None:
+        if self._closed:
+            self._late(what)
+            return
+        try:
+            with self._lock:
+                action(*args)
+        except TrackingError:
+            raise
+        except Exception as error:
+            message = f"{what} failed: {_describe_error(error)}"
+            if _settings.strict():
+                raise TrackingError(message) from error
+            self._problems.append(message)
+
+    def _late(self, what: str) -> None:
+        message = f"emstrack run {self.name or self.key!r}: {what} after the run ended is ignored"
+        if _settings.strict():
+            raise TrackingError(message)
+        _warn(message)
+
+    def _problem(self, message: str) -> None:
+        if _settings.strict():
+            raise TrackingError(message)
+        self._problems.append(message)
+
+    def _append(self, event: dict[str, Any]) -> None:
+        if self._entry is None:
+            raise TrackingError("the run has no spool entry")
+        self._entry.append(event)
+
+    def _log_params(self, params: object) -> None:
+        self._add_mapped(map_params(params, self._redactor))
+
+    def _log_outputs(self, value: object, step: int | None) -> None:
+        self._add_mapped(map_outputs(value, self._redactor, step=step))
+
+    def _add_mapped(self, mapped: Mapped) -> None:
+        if mapped.unlogged and _settings.strict():
+            key, why = next(iter(mapped.unlogged.items()))
+            raise TrackingError(f"{key!r} not logged: {why}")
+        new_params = {}
+        conflict_tags = {}
+        for key, value in mapped.params.items():
+            known = self._params.get(key)
+            if known is None:
+                self._params[key] = new_params[key] = value
+            elif known != value:
+                self._conflicts.setdefault(key, []).append(value)
+                conflict_tags[mlflow_key(f"emstrack.param_conflict.{key}")] = fit_value(
+                    value, MAX_TAG_VALUE_LENGTH
+                )
+        nonfinite_tags = {}
+        self._notes.merge(Mapped(renamed=mapped.renamed, cut=mapped.cut, unlogged=mapped.unlogged))
+        for key, points in mapped.nonfinite.items():
+            known_points = self._notes.nonfinite.setdefault(key, [])
+            known_points.extend(points)
+            text = ",".join(f"{value}@{step}" for step, value in known_points)
+            nonfinite_tags[mlflow_key(NONFINITE_TAG_PREFIX + key)] = fit_value(
+                text, MAX_TAG_VALUE_LENGTH
+            )
+        if new_params:
+            self._append({"e": "params", "params": new_params})
+        if mapped.metrics:
+            timestamp = now_ms()
+            self._append(
+                {"e": "metrics", "metrics": [[k, v, s, timestamp] for k, v, s in mapped.metrics]}
+            )
+        tags = {**mapped.tags, **conflict_tags, **nonfinite_tags}
+        if tags:
+            self._append({"e": "tags", "tags": tags})
+
+    def _set_tags(self, tags: Mapping[str, object]) -> None:
+        values = self._tag_values(tags)
+        if values:
+            self._append({"e": "tags", "tags": values})
+
+    def _tag_values(self, tags: Mapping[str, object]) -> dict[str, str]:
+        """Tags formatted like params, but cut at the tag limit (8,000 characters)."""
+        mapped = map_params(dict(tags), self._redactor)
+        self._notes.merge(Mapped(renamed=mapped.renamed, unlogged=mapped.unlogged))
+        return {
+            key: fit_value(mapped.cut.get(key, value), MAX_TAG_VALUE_LENGTH)
+            for key, value in mapped.params.items()
+        }
+
+    def _log_artifact(self, path: Path, artifact_path: str | None) -> None:
+        if self._entry is None:
+            raise TrackingError("the run has no spool entry")
+        if not path.is_file():
+            raise FileNotFoundError(f"no file at {path}")
+        folder = _artifact_dir(artifact_path)
+        name = safe_artifact_path(path.name)
+        relative = self._claim_artifact(f"{folder}/{name}" if folder else name)
+        folder, _, name = relative.rpartition("/")
+        stored = self._entry.store_file(path, name)
+        self._append({"e": "artifact", "file": stored, "dir": folder or None})
+
+    def _log_artifacts(self, folder: Path, artifact_path: str | None) -> None:
+        if self._entry is None:
+            raise TrackingError("the run has no spool entry")
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no folder at {folder}")
+        stored = self._entry.store_tree(folder)
+        base = _artifact_dir(artifact_path)
+        copy = self._entry.folder / stored
+        for file in copy.rglob("*"):
+            if file.is_file():
+                relative = file.relative_to(copy).as_posix()
+                self._artifact_paths.add(f"{base}/{relative}" if base else relative)
+        self._append({"e": "artifact_dir", "folder": stored, "dir": base})
+
+    def _store_bytes(self, data: bytes, name: str) -> None:
+        if self._entry is None:
+            raise TrackingError("the run has no spool entry")
+        relative = self._claim_artifact(safe_artifact_path(name))
+        folder, _, filename = relative.rpartition("/")
+        stored = self._entry.store_bytes(data, filename)
+        self._append({"e": "artifact", "file": stored, "dir": folder or None})
+
+    def _claim_artifact(self, relative: str) -> str:
+        claimed = self._artifact_paths.claim(relative)
+        if claimed != relative:
+            self._problems.append(
+                f"artifact {relative!r} logged as {claimed!r}: a file and a folder of the run "
+                "cannot share a path"
+            )
+        return claimed
+
+    def _log_config(self, config: object, name: str) -> None:
+        document = to_jsonable(config, self._redactor)
+        if name == "config.json":
+            self._config = document
+            self._config_set = True
+        else:
+            self._store_bytes(dumps_json(document).encode("ascii"), name)
+
+    def _log_figure(self, figure: Any, name: str) -> None:
+        buffer = io.BytesIO()
+        suffix = Path(name).suffix.lstrip(".").lower() or "png"
+        figure.savefig(buffer, format=suffix)
+        self._store_bytes(buffer.getvalue(), name)
+
+    def _write_config(self) -> None:
+        notes = self._notes
+        mapping = {
+            section: content
+            for section, content in {
+                "renamed_keys": notes.renamed,
+                "cut_values": notes.cut,
+                "nonfinite_metrics": {
+                    key: [{"step": step, "value": value} for step, value in points]
+                    for key, points in notes.nonfinite.items()
+                },
+                "not_logged": notes.unlogged,
+                "param_conflicts": self._conflicts,
+            }.items()
+            if content
+        }
+        if not self._config_set and not mapping:
+            return
+        document: dict[str, Any] = {"inputs": self._config}
+        if mapping:
+            document["mapping"] = mapping
+        self._guard(
+            "config.json",
+            lambda: self._store_bytes(dumps_json(document).encode("ascii"), "config.json"),
+        )
+
+    def _record_exception(self, exc: BaseException) -> None:
+        cls = type(exc)
+        qualified = (
+            cls.__qualname__
+            if cls.__module__ == "builtins"
+            else (f"{cls.__module__}.{cls.__qualname__}")
+        )
+        message = clean_text(self._redactor.scrub(str(exc)))
+        self._guard(
+            "recording the exception",
+            self._set_tags,
+            {
+                "emstrack.exception.type": qualified,
+                "emstrack.exception.message": fit_value(message, MAX_TAG_VALUE_LENGTH),
+            },
+        )
+        text = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+        self._guard(
+            "writing traceback.txt",
+            lambda: self._store_bytes(
+                clean_text(self._redactor.scrub(text)).encode("utf-8"), "traceback.txt"
+            ),
+        )
+
+    def _ship_now(self, *, create_only: bool = False) -> None:
+        if self._entry is None:
+            return
+        try:
+            ship(self._entry, self._state, uri=self.tracking_uri, create_only=create_only)
+        except Exception as error:
+            self._note_failure(error)
+
+    def _note_failure(self, error: Exception) -> None:
+        """Record a failed write once per kind of error: an outage is one problem, not three."""
+        kind = type(error).__name__ + ":"
+        if not any(problem.startswith(kind) for problem in self._problems):
+            self._problems.append(_describe_error(error))
+
+    def _system_tags(self) -> dict[str, str]:
+        tags = {
+            "mlflow.source.type": "LOCAL",
+            "mlflow.source.name": self._source
+            or (sys.argv[0] if sys.argv and sys.argv[0] else "python"),
+            "emstrack.version": __version__,
+        }
+        with contextlib.suppress(Exception):  # no user name in some containers
+            tags["mlflow.user"] = getpass.getuser()
+        return {key: clean_text(value) for key, value in tags.items()}
+
+
+def tracked_run(
+    name: str | None = None,
+    *,
+    experiment: str | None = None,
+    params: object = None,
+    tags: Mapping[str, object] | None = None,
+    nested: bool | None = None,
+    tracking_uri: str | None = None,
+    log_model: Literal["lp", "mps"] | None = None,
+) -> Run:
+    """Track a block of code as one MLflow run.
+
+    Use it as a context manager; it yields the :class:`Run` to log into::
+
+        with emstrack.tracked_run("day-ahead", experiment="ems", params=config) as run:
+            result = optimize(config)
+            run.log_metrics(result)
+
+    The run ends FINISHED, FAILED (exception type and message as tags, the traceback as
+    ``traceback.txt``) or KILLED (``KeyboardInterrupt``); the block's exception propagates
+    unchanged. A ``tracked_run`` inside another becomes its child unless ``nested=False``.
+
+    Args:
+        name: Run name shown in the MLflow UI.
+        experiment: Experiment name, created on first use; default: the parent's, else
+            ``MLFLOW_EXPERIMENT_NAME``, else ``Default``.
+        params: Params logged at the start (a pydantic model, dataclass or mapping).
+        tags: Tags set at the start.
+        nested: ``None`` nests inside an open run; ``False`` never nests.
+        tracking_uri: Store to write to; default ``MLFLOW_TRACKING_URI``, else
+            ``sqlite:///mlflow.db`` in the working directory.
+        log_model: Also log every PuLP model solved in the run as an ``.lp`` or ``.mps`` file
+            under ``models/``.
+
+    """
+    return Run(
+        name,
+        experiment=experiment,
+        params=params,
+        tags=tags,
+        nested=nested,
+        tracking_uri=tracking_uri,
+        log_model=log_model,
+    )
+
+
+def _status_for(exc: BaseException | None) -> Status:
+    if exc is None:
+        return "FINISHED"
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+        return "KILLED"
+    if type(exc).__name__ == "CancelledError":
+        return "KILLED"
+    if isinstance(exc, SystemExit) and exc.code in (None, 0):
+        return "FINISHED"
+    return "FAILED"
+
+
+def _create_entry(key: str, start: dict[str, Any]) -> SpoolEntry:
+    root = _settings.spool_dir()
+    try:
+        return SpoolEntry.create(root, key, start)
+    except OSError:
+        # An unwritable working directory must not stop tracking: use the temp folder.
+        fallback = Path(tempfile.gettempdir()) / "emstrack-spool"
+        return SpoolEntry.create(fallback, key, start)
+
+
+def _artifact_dir(artifact_path: str | None) -> str | None:
+    return safe_artifact_path(artifact_path) if artifact_path else None
+
+
+_PACKAGE_DIR = str(Path(__file__).parent)
+
+
+def _warn(message: str) -> None:
+    """Warn with the location of the user's code, past emstrack's and wrapt's frames."""
+    level = 2
+    frame = sys._getframe(1)
+    while frame.f_back is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+        or "wrapt" in frame.f_code.co_filename
+        or frame.f_code.co_filename.endswith("contextlib.py")
+    ):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, EmstrackWarning, stacklevel=level)
+
+
+def _describe_error(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(error).__name__}: {first[:300]}"

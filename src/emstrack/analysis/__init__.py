@@ -1,0 +1,601 @@
+"""Read tracked runs back as pandas DataFrames: list, compare, pick the best, export.
+
+Every function takes ``tracking_uri`` (default: like the rest of emstrack, an explicit URI,
+else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``) and names experiments by
+name (one name or a list). Deleted runs and experiments are never read.
+
+**Speed.** On SQL stores (``sqlite:///``, ``postgresql://``, ``mysql://``) MLflow's tables are
+read directly with read-only ``SELECT`` statements: on 10,000 runs with 5 params and 15
+metrics, ``compare``, ``best_run`` and ``export`` each take well under a second, where
+``mlflow.search_runs`` takes about 9 s. Other stores (an ``http(s)://`` tracking server, a
+``file:`` store) are read through ``MlflowClient.search_runs``, page by page.
+
+**Filters** use MLflow's search syntax. The SQL path evaluates this subset itself, clauses
+joined by ``AND``::
+
+    params.<key> / tags.<key>   =, !=, LIKE, ILIKE '<text>';  IS NULL, IS NOT NULL
+    metrics.<key>               =, !=, <, <=, >, >= <number>   (the latest value)
+    attributes.<run_id | run_name | status | user_id | artifact_uri>  =, !=, LIKE, ILIKE '<text>'
+    attributes.run_id           IN, NOT IN ('<id>', ...)
+    attributes.<start_time | end_time | created>  =, !=, <, <=, >, >= <ms since the epoch>
+
+Keys may be quoted with backticks or double quotes (``tags.`solver.status` = 'Optimal'``).
+Any other filter (and any filter on MySQL) is handed to ``search_runs``, so it means exactly
+what it means in MLflow; an invalid one raises :class:`InvalidFilterError`.
+
+**Params are typed back** from the text MLflow stores: a column whose values are all
+``true``/``false`` becomes ``bool``, all integers ``int64``, all numbers ``float64``; other
+columns stay text. Columns with missing values use pandas' nullable ``boolean`` and ``Int64``.
+A ``schema`` (a pydantic model such as :class:`emstrack.schemas.OptimizationParams`) decides for
+the fields it declares, so a ``float`` field logged as ``10`` stays a float.
+
+**Which direction is better** is read from the metric's name (see :func:`metric_direction`);
+pass ``higher_is_better=`` to decide yourself:
+
+1. higher is better when the name contains the word ``savings``/``saving``, or the words
+   ``self consumption`` or ``convergence achieved`` (``cost_savings`` is a saving);
+2. otherwise lower is better when it contains ``cost``, ``time``, ``violations``, ``import`` or
+   ``divergence`` (singular or plural; words are split at ``_``, ``.``, ``/``, ``-`` ...);
+3. otherwise :class:`DirectionUnknownError`.
+
+**Run status.** ``compare`` and ``best_run`` consider FINISHED runs only; with
+``include_failed=True`` also FAILED and KILLED runs. Runs still RUNNING are never compared.
+Runs that did not log the metric are counted in ``missing`` and left out of the statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from .. import _settings
+from . import _direction
+from ._coerce import schema_types, type_column
+from ._errors import (
+    AnalysisError,
+    DirectionUnknownError,
+    ExperimentNotFoundError,
+    InvalidFilterError,
+    KeyNotFoundError,
+    MetricNotFoundError,
+    NoRunsError,
+    NotFoundError,
+    RunNotFoundError,
+    StoreError,
+    listing,
+)
+from ._export import format_for, write_frame
+from ._frame import BASE_COLUMNS, tidy
+from ._groups import best_row, summarize
+from ._reader import Reader, RunTable, Selection, open_reader
+
+__all__ = [
+    "BASE_COLUMNS",
+    "DEFAULT_BY",
+    "AnalysisError",
+    "DirectionUnknownError",
+    "ExperimentNotFoundError",
+    "InvalidFilterError",
+    "KeyNotFoundError",
+    "MetricNotFoundError",
+    "NoRunsError",
+    "NotFoundError",
+    "RunNotFoundError",
+    "StoreError",
+    "best_run",
+    "compare",
+    "export",
+    "metric_direction",
+    "runs",
+    "series",
+]
+
+Experiments = str | Sequence[str]
+Tags = Literal["all"] | Sequence[str] | None
+
+DEFAULT_BY = ("building_id", "optimization_mode")
+"""Default grouping of :func:`compare`: one group per building and optimization mode."""
+
+COMPARED_STATUSES = ("FINISHED",)
+FAILED_STATUSES = ("FAILED", "KILLED")
+_ATTRIBUTE_KEYS = ("experiment", "status")
+
+
+def metric_direction(metric: str) -> bool | None:
+    """Whether higher values of ``metric`` are better, as read from its name.
+
+    Args:
+        metric: Metric name, e.g. ``savings_eur`` or ``peak_import_kw``.
+
+    Returns:
+        ``True`` (higher is better), ``False`` (lower is better) or ``None`` (the name does not
+        say; see the rule in the module docstring).
+
+    """
+    return _direction.infer(metric)
+
+
+def runs(
+    experiments: Experiments,
+    filter: str | None = None,
+    *,
+    params: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    tags: Tags = None,
+    schema: type[Any] | None = None,
+    tracking_uri: str | None = None,
+) -> pd.DataFrame:
+    """The runs of one or more experiments as a tidy DataFrame, one row per run.
+
+    Columns: ``run_id``, ``run_name``, ``experiment``, ``status``, ``start_time`` and
+    ``end_time`` (UTC timestamps; ``end_time`` is NaT while running), ``duration_s``,
+    ``parent_run_id`` (of nested runs), then ``params.<key>`` (typed back), ``metrics.<key>``
+    (the latest value; NaN when not logged) and ``tags.<key>`` (text). Rows are ordered like
+    MLflow's: newest start first, then run id.
+
+    Args:
+        experiments: Experiment name, or a list of names.
+        filter: MLflow search filter, e.g. ``"params.battery_enabled = 'true'"``.
+        params: Param keys to include (default: all).
+        metrics: Metric keys to include (default: all).
+        tags: Tag keys to include; default: all but MLflow's own ``mlflow.*`` tags and
+            emstrack's bookkeeping tags (``emstrack.run_key``, ``emstrack.parent_key``);
+            ``"all"`` for every tag.
+        schema: A pydantic model whose field types decide the params' dtypes.
+        tracking_uri: Store to read; default as for tracking.
+
+    Returns:
+        The runs; no rows (but the base columns) when none matches.
+
+    Raises:
+        ExperimentNotFoundError: An experiment does not exist (the message lists those that do).
+        InvalidFilterError: MLflow rejects the filter.
+        StoreError: The store does not exist or cannot be read.
+
+    """
+    names = _names(experiments)
+    selection = Selection(
+        params=_keys(params),
+        metrics=_keys(metrics),
+        tags=None if tags is None or tags == "all" else _keys(tags),
+        user_tags_only=tags is None,
+    )
+    with _open(tracking_uri) as reader:
+        ids = reader.experiment_ids(names)
+        table = reader.read(list(ids.values()), filter, selection)
+    return tidy(table, _by_id(ids), _declared(schema))
+
+
+def compare(
+    experiments: Experiments,
+    metric: str,
+    by: str | Sequence[str] = DEFAULT_BY,
+    *,
+    filter: str | None = None,
+    higher_is_better: bool | None = None,
+    include_failed: bool = False,
+    tracking_uri: str | None = None,
+) -> pd.DataFrame:
+    """Statistics of ``metric`` per group of runs, and each group's best run.
+
+    Args:
+        experiments: Experiment name, or a list of names.
+        metric: Metric to compare, e.g. ``total_cost``.
+        by: Keys to group by: param or tag keys (a param wins over a tag of the same name;
+            ``params.x``/``tags.x`` choose), ``experiment`` or ``status``. One string may list
+            several, comma-separated.
+        filter: MLflow search filter applied before grouping.
+        higher_is_better: Direction of ``metric``; default: read from its name.
+        include_failed: Also compare FAILED and KILLED runs (default: FINISHED only).
+        tracking_uri: Store to read; default as for tracking.
+
+    Returns:
+        One row per group, sorted by the group keys (runs without a key value form their own
+        group, last): the key columns (params typed back), ``count`` (runs that logged the
+        metric), ``missing`` (runs that did not; left out of the statistics), ``mean``,
+        ``min``, ``max``, ``best_run_id`` and ``best_run_name`` (ties: the earlier run). The
+        frame's ``attrs`` hold ``metric``, ``higher_is_better``, ``excluded`` (runs left out
+        per status) and ``experiments``.
+
+    Raises:
+        DirectionUnknownError: The name does not tell the direction and none was given.
+        ExperimentNotFoundError: An experiment does not exist.
+        NoRunsError: No run matches, or none has a compared status.
+        MetricNotFoundError: No run of the experiments logged ``metric``.
+        KeyNotFoundError: A ``by`` key is neither a param nor a tag of the runs.
+        InvalidFilterError: MLflow rejects the filter.
+        StoreError: The store does not exist or cannot be read.
+
+    """
+    grouped = _metric_by_group(
+        experiments,
+        metric,
+        by,
+        filter=filter,
+        include_failed=include_failed,
+        tracking_uri=tracking_uri,
+    )
+    direction = _direction_of(metric, higher_is_better)
+    out = summarize(grouped.data, grouped.keys, direction)
+    out.attrs.update(
+        metric=metric,
+        higher_is_better=direction,
+        excluded=grouped.excluded,
+        experiments=grouped.experiments,
+    )
+    return out
+
+
+def best_run(
+    experiments: Experiments,
+    metric: str,
+    *,
+    filter: str | None = None,
+    higher_is_better: bool | None = None,
+    include_failed: bool = False,
+    schema: type[Any] | None = None,
+    tracking_uri: str | None = None,
+) -> pd.Series:
+    """The run with the best value of ``metric``, as one row of :func:`runs`.
+
+    Args:
+        experiments: Experiment name, or a list of names.
+        metric: Metric to rank by.
+        filter: MLflow search filter.
+        higher_is_better: Direction of ``metric``; default: read from its name.
+        include_failed: Also consider FAILED and KILLED runs (default: FINISHED only).
+        schema: A pydantic model whose field types decide the params' dtypes.
+        tracking_uri: Store to read; default as for tracking.
+
+    Returns:
+        The run's row (named by its run id) with every column :func:`runs` gives it. Ties go to
+        the run that started first, then to the smaller run id.
+
+    Raises:
+        DirectionUnknownError: The name does not tell the direction and none was given.
+        ExperimentNotFoundError: An experiment does not exist.
+        NoRunsError: No run matches, none has a considered status, or none of those logged
+            ``metric``.
+        MetricNotFoundError: No run of the experiments logged ``metric``.
+        InvalidFilterError: MLflow rejects the filter.
+        StoreError: The store does not exist or cannot be read.
+
+    """
+    names = _names(experiments)
+    with _open(tracking_uri) as reader:
+        ids = reader.experiment_ids(names)
+        table = reader.read(
+            list(ids.values()), filter, Selection(params=(), metrics=(metric,), tags=())
+        )
+        _require_runs(table, names, filter)
+        _require_metric(reader, table, ids, metric)
+        direction = _direction_of(metric, higher_is_better)
+        data = pd.DataFrame(
+            {
+                "value": _metric_values(table, metric),
+                "run_id": table.info["run_id"].to_numpy(),
+                "run_name": table.info["run_name"].to_numpy(),
+                "start_ms": table.info["start_ms"].to_numpy(),
+            }
+        )
+        kept, _ = _by_status(data, table, include_failed, names, filter)
+        best = best_row(kept, direction)
+        if best is None:
+            raise NoRunsError(
+                f"none of the {len(kept)} compared runs of {_quoted(names)} logged {metric!r}"
+                + _filter_note(filter)
+            )
+        full = reader.read(
+            list(ids.values()), None, Selection(user_tags_only=True), run_ids=[best["run_id"]]
+        )
+    row = tidy(full, _by_id(ids), _declared(schema)).iloc[0]
+    row.name = best["run_id"]
+    return row
+
+
+def series(
+    run_ids: str | Sequence[str], metric: str, *, tracking_uri: str | None = None
+) -> pd.DataFrame:
+    """Every logged point of ``metric`` in one or more runs: the per-step history.
+
+    Args:
+        run_ids: One run id or several.
+        metric: Metric key, e.g. a per-day series logged with ``log_series`` or a DataFrame.
+        tracking_uri: Store to read; default as for tracking.
+
+    Returns:
+        Columns ``run_id``, ``step`` (int), ``value`` (float; NaN where NaN was logged) and
+        ``timestamp`` (UTC), ordered by the given runs, then step and time. A run that did not
+        log the metric has no rows.
+
+    Raises:
+        RunNotFoundError: A run id is not an active run of the store.
+        MetricNotFoundError: None of the runs logged ``metric`` (the message lists what they
+            logged).
+        StoreError: The store does not exist or cannot be read.
+
+    """
+    ids = list(dict.fromkeys([run_ids] if isinstance(run_ids, str) else run_ids))
+    if not ids:
+        raise ValueError("series() needs at least one run id")
+    with _open(tracking_uri) as reader:
+        existing = set(reader.existing_runs(ids))
+        missing = [run_id for run_id in ids if run_id not in existing]
+        if missing:
+            raise RunNotFoundError(
+                f"no active run {', '.join(repr(m) for m in missing)} in {_shown(reader)}"
+            )
+        history = reader.history(ids, metric)
+        if history.empty:
+            known = reader.run_metric_keys(ids)
+            if metric not in known:
+                raise MetricNotFoundError(
+                    f"metric {metric!r} was not logged by run{'s' if len(ids) > 1 else ''} "
+                    f"{', '.join(ids)}; {listing(known, 'metrics')}"
+                )
+    history["timestamp"] = pd.to_datetime(history.pop("timestamp_ms"), unit="ms", utc=True)
+    out: pd.DataFrame = history[["run_id", "step", "value", "timestamp"]]
+    return out.reset_index(drop=True)
+
+
+def export(
+    experiments: Experiments,
+    path: str | Path,
+    *,
+    filter: str | None = None,
+    format: Literal["csv", "parquet"] | None = None,
+    params: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    tags: Tags = None,
+    schema: type[Any] | None = None,
+    tracking_uri: str | None = None,
+) -> Path:
+    """Write :func:`runs` to a CSV or Parquet file.
+
+    The file is written under a temporary name and renamed into place, so a reader never sees
+    half of it. Parquet keeps the dtypes; CSV writes timestamps in ISO 8601.
+
+    Args:
+        experiments: Experiment name, or a list of names.
+        path: Target file; its suffix (``.csv``, ``.parquet``, ``.pq``) gives the format.
+        filter: MLflow search filter.
+        format: ``"csv"`` or ``"parquet"``, overriding the suffix.
+        params: Param keys to include (default: all).
+        metrics: Metric keys to include (default: all).
+        tags: Tag keys to include (default and ``"all"`` as for :func:`runs`).
+        schema: A pydantic model whose field types decide the params' dtypes.
+        tracking_uri: Store to read; default as for tracking.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: The format is neither given nor known from the suffix.
+        AnalysisError: Parquet was asked for and pyarrow is not installed; or any error of
+            :func:`runs`.
+
+    """
+    target = Path(path)
+    kind = format_for(target, format)
+    frame = runs(
+        experiments,
+        filter,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        schema=schema,
+        tracking_uri=tracking_uri,
+    )
+    return write_frame(frame, target, kind)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """One metric's value per compared run, with the run's grouping keys."""
+
+    experiments: list[str]
+    keys: list[str]
+    data: pd.DataFrame
+    """Key columns, ``value``, ``run_id``, ``run_name``, ``start_ms``."""
+    excluded: dict[str, int]
+
+
+def _metric_by_group(
+    experiments: Experiments,
+    metric: str,
+    by: str | Sequence[str],
+    *,
+    filter: str | None,
+    include_failed: bool,
+    tracking_uri: str | None,
+) -> _Grouped:
+    """Read ``metric`` and the ``by`` keys of the runs to compare (shared with the plots)."""
+    names = _names(experiments)
+    keys = _by_keys(by)
+    param_keys = tuple(k.removeprefix("params.") for k in keys if not k.startswith("tags."))
+    tag_keys = tuple(k.removeprefix("tags.") for k in keys if not k.startswith("params."))
+    with _open(tracking_uri) as reader:
+        ids = reader.experiment_ids(names)
+        table = reader.read(
+            list(ids.values()),
+            filter,
+            Selection(params=param_keys, metrics=(metric,), tags=tag_keys),
+        )
+        _require_runs(table, names, filter)
+        _require_metric(reader, table, ids, metric)
+        columns = _group_columns(reader, table, ids, keys)
+    data = pd.DataFrame(columns)
+    data.columns = pd.Index(keys)
+    data["value"] = _metric_values(table, metric)
+    data["run_id"] = table.info["run_id"].to_numpy()
+    data["run_name"] = table.info["run_name"].to_numpy()
+    data["start_ms"] = table.info["start_ms"].to_numpy()
+    kept, excluded = _by_status(data, table, include_failed, names, filter)
+    return _Grouped(names, keys, kept, excluded)
+
+
+def _open(tracking_uri: str | None) -> AbstractContextManager[Reader]:
+    return open_reader(_settings.tracking_uri(tracking_uri))
+
+
+def _shown(reader: Reader) -> str:
+    from .._delivery.store import redact_uri
+
+    return redact_uri(reader.uri)
+
+
+def _names(experiments: Experiments) -> list[str]:
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"experiments must be a name or a list of names, not {experiments!r}")
+    return list(dict.fromkeys(names))
+
+
+def _keys(keys: Sequence[str] | None) -> tuple[str, ...] | None:
+    if keys is None:
+        return None
+    if isinstance(keys, str):
+        return (keys,)
+    return tuple(keys)
+
+
+def _by_keys(by: str | Sequence[str]) -> list[str]:
+    items = [by] if isinstance(by, str) else list(by)
+    keys = [part.strip() for item in items for part in item.split(",") if part.strip()]
+    if not keys:
+        raise ValueError("by needs at least one key")
+    return list(dict.fromkeys(keys))
+
+
+def _by_id(ids: dict[str, str]) -> dict[str, str]:
+    return {experiment_id: name for name, experiment_id in ids.items()}
+
+
+def _declared(schema: type[Any] | None) -> dict[str, type] | None:
+    return schema_types(schema) if schema is not None else None
+
+
+def _direction_of(metric: str, higher_is_better: bool | None) -> bool:
+    if higher_is_better is not None:
+        return bool(higher_is_better)
+    inferred = _direction.infer(metric)
+    if inferred is None:
+        raise DirectionUnknownError(
+            f"cannot tell from its name whether higher or lower {metric!r} is better; "
+            "pass higher_is_better=True or False (--higher-is-better or --lower-is-better)"
+        )
+    return inferred
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+def _filter_note(filter: str | None) -> str:
+    return f" matching {filter!r}" if filter and filter.strip() else ""
+
+
+def _require_runs(table: RunTable, names: Sequence[str], filter: str | None) -> None:
+    if len(table) == 0:
+        where = "matching " + repr(filter) + " in" if filter and filter.strip() else "in"
+        raise NoRunsError(
+            f"no runs {where} experiment{'s' if len(names) > 1 else ''} {_quoted(names)}"
+        )
+
+
+def _require_metric(reader: Reader, table: RunTable, ids: dict[str, str], metric: str) -> None:
+    if metric in table.metrics.columns:
+        return
+    known = reader.keys(list(ids.values()), "metrics")
+    if metric not in known:
+        raise MetricNotFoundError(
+            f"no run of {_quoted(list(ids))} logged metric {metric!r}; {listing(known, 'metrics')}"
+        )
+
+
+def _metric_values(table: RunTable, metric: str) -> Any:
+    if metric in table.metrics.columns:
+        return table.metrics[metric].to_numpy(dtype="float64")
+    return [float("nan")] * len(table)
+
+
+def _group_columns(
+    reader: Reader, table: RunTable, ids: dict[str, str], keys: Sequence[str]
+) -> dict[str, pd.Series]:
+    """The typed values of each grouping key, one per run of ``table``."""
+    columns: dict[str, pd.Series] = {}
+    unknown: list[str] = []
+    for key in keys:
+        column = _group_column(table, ids, key)
+        if column is None:
+            unknown.append(key)
+        else:
+            columns[key] = column
+    if unknown:
+        experiment_ids = list(ids.values())
+        params = reader.keys(experiment_ids, "params")
+        tags = [t for t in reader.keys(experiment_ids, "tags") if not t.startswith("mlflow.")]
+        still = [k for k in unknown if not _known_key(k, params, tags)]
+        if still:
+            raise KeyNotFoundError(
+                f"cannot group by {_quoted(still)}: no param or tag of that name in "
+                f"{_quoted(list(ids))}; {listing(params, 'params')}; {listing(tags, 'tags')}"
+            )
+        for key in unknown:  # known in the experiments, but not among the matching runs
+            columns[key] = pd.Series([None] * len(table), dtype="object")
+    return {key: columns[key].reset_index(drop=True) for key in keys}
+
+
+def _known_key(key: str, params: list[str], tags: list[str]) -> bool:
+    if key.startswith("params."):
+        return key[7:] in params
+    if key.startswith("tags."):
+        return key[5:] in tags
+    return key in params or key in tags
+
+
+def _group_column(table: RunTable, ids: dict[str, str], key: str) -> pd.Series | None:
+    if key == "experiment":
+        return table.info["experiment_id"].map(_by_id(ids)).astype("object")
+    if key == "status":
+        return table.info["status"].astype("object")
+    if key.startswith("tags."):
+        name = key[5:]
+        return table.tags[name].infer_objects() if name in table.tags.columns else None
+    name = key.removeprefix("params.")
+    if name in table.params.columns:
+        return type_column(table.params[name])
+    if not key.startswith("params.") and name in table.tags.columns:
+        return table.tags[name].infer_objects()
+    return None
+
+
+def _by_status(
+    data: pd.DataFrame,
+    table: RunTable,
+    include_failed: bool,
+    names: Sequence[str],
+    filter: str | None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Rows whose run status is compared, and how many runs were left out per status."""
+    allowed = COMPARED_STATUSES + (FAILED_STATUSES if include_failed else ())
+    status = table.info["status"].to_numpy()
+    keep = pd.Series(status).isin(allowed).to_numpy()
+    excluded = pd.Series(status[~keep]).value_counts().sort_index()
+    counts = {str(k): int(v) for k, v in excluded.items()}
+    if not keep.any():
+        found = ", ".join(f"{n} {s}" for s, n in counts.items())
+        hint = "" if include_failed else "; include_failed=True also compares FAILED and KILLED"
+        raise NoRunsError(
+            f"no {' or '.join(allowed)} runs in {_quoted(names)}{_filter_note(filter)} "
+            f"(found {found}){hint}"
+        )
+    return data[keep].reset_index(drop=True), counts

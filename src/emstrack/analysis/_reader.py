@@ -1,0 +1,192 @@
+"""Reading runs back from a tracking store: what is asked for, what comes back, and who reads it.
+
+Two readers share one interface (:class:`Reader`):
+
+* :class:`~emstrack.analysis._sql.SqlReader` for ``sqlite:///``, ``postgresql://`` and
+  ``mysql://`` stores reads MLflow's tables with read-only ``SELECT`` statements and pivots
+  them here; it is about 20-50 times faster than ``search_runs`` on large stores.
+* :class:`~emstrack.analysis._client.ClientReader` for every other URI (``http(s)://``,
+  ``file:``, ``databricks``) pages through ``MlflowClient.search_runs``. The SQL reader hands a
+  call to it when the filter lies outside what :mod:`emstrack.analysis._filters` translates.
+
+Both return a :class:`RunTable` of raw values (params and tags as stored text, metrics as
+floats, NaN for missing) restricted to the :class:`Selection`, ordered like ``search_runs``:
+newest start first, then run id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import pandas as pd
+
+from .._delivery.store import sqlite_path
+
+__all__ = [
+    "BOOKKEEPING_TAGS",
+    "INFO_COLUMNS",
+    "PARENT_TAG",
+    "RUN_NAME_TAG",
+    "SYSTEM_TAG_PREFIX",
+    "KeyKind",
+    "Reader",
+    "RunTable",
+    "Selection",
+    "empty_info",
+    "is_sql_uri",
+    "open_reader",
+    "pivot",
+]
+
+KeyKind = Literal["params", "metrics", "tags"]
+SYSTEM_TAG_PREFIX = "mlflow."
+BOOKKEEPING_TAGS = ("emstrack.run_key", "emstrack.parent_key")
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+INFO_COLUMNS = (
+    "run_id",
+    "run_name",
+    "experiment_id",
+    "status",
+    "start_ms",
+    "end_ms",
+    "parent_run_id",
+)
+_SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql"})
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which params, metrics and tags to read (``None``: all of that kind).
+
+    With ``tags=None`` and ``user_tags_only``, tags under ``mlflow.`` and emstrack's bookkeeping
+    tags (:data:`BOOKKEEPING_TAGS`) are left out.
+    """
+
+    params: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    user_tags_only: bool = False
+
+    def wants_tag(self, key: str) -> bool:
+        """Whether tag ``key`` belongs to the selection."""
+        if self.tags is not None:
+            return key in self.tags
+        if self.user_tags_only:
+            return not key.startswith(SYSTEM_TAG_PREFIX) and key not in BOOKKEEPING_TAGS
+        return True
+
+
+@dataclass(slots=True)
+class RunTable:
+    """Runs as read from the store, before any typing.
+
+    ``info`` has :data:`INFO_COLUMNS` (times in ms since the epoch, ``end_ms`` NaN while
+    running); ``params``, ``metrics`` and ``tags`` are wide frames indexed by run id in the same
+    order, one column per key.
+    """
+
+    info: pd.DataFrame
+    params: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tags: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+
+class Reader(Protocol):
+    """What the analysis functions need from a store."""
+
+    uri: str
+
+    def experiment_ids(self, names: Sequence[str]) -> dict[str, str]:
+        """Map each name to the id of the active experiment of that name, else raise."""
+        ...
+
+    def read(
+        self,
+        experiment_ids: Sequence[str],
+        filter: str | None,
+        selection: Selection,
+        run_ids: Sequence[str] | None = None,
+    ) -> RunTable:
+        """Active runs of the experiments matching ``filter`` (and ``run_ids``)."""
+        ...
+
+    def keys(self, experiment_ids: Sequence[str], kind: KeyKind) -> list[str]:
+        """Every param, metric or tag key of the active runs of the experiments."""
+        ...
+
+    def existing_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Those of ``run_ids`` that are active runs of the store."""
+        ...
+
+    def run_metric_keys(self, run_ids: Sequence[str]) -> list[str]:
+        """Every metric key logged by any of the runs."""
+        ...
+
+    def history(self, run_ids: Sequence[str], metric: str) -> pd.DataFrame:
+        """Every logged point of ``metric``: columns run_id, step, timestamp_ms, value."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def is_sql_uri(uri: str) -> bool:
+    """Whether ``uri`` names a database that the SQL reader reads directly."""
+    scheme = uri.partition(":")[0].partition("+")[0].lower()
+    return scheme in _SQL_SCHEMES
+
+
+@contextmanager
+def open_reader(uri: str, *, prefer_sql: bool = True) -> Iterator[Reader]:
+    """The reader for ``uri``: SQL for database URIs (unless ``prefer_sql`` is false)."""
+    reader: Reader
+    if prefer_sql and is_sql_uri(uri):
+        from ._sql import SqlReader
+
+        reader = SqlReader(uri)
+    else:
+        from ._client import ClientReader
+
+        reader = ClientReader(uri)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def empty_info() -> pd.DataFrame:
+    """An ``info`` frame without rows."""
+    return pd.DataFrame({name: pd.Series(dtype="object") for name in INFO_COLUMNS})
+
+
+def pivot(
+    rows: Sequence[Sequence[object]] | pd.DataFrame, index: pd.Index, numeric: bool = False
+) -> pd.DataFrame:
+    """``(run_id, key, value)`` rows as a wide frame on ``index``, one column per key, sorted."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(index=index)
+    frame.columns = pd.Index(["run_id", "key", "value"])
+    if numeric:
+        frame["value"] = frame["value"].astype("float64")
+    else:
+        frame["value"] = frame["value"].astype("object")
+    wide = frame.pivot(index="run_id", columns="key", values="value")
+    wide = wide.reindex(index=index, columns=sorted(wide.columns))
+    wide.columns.name = None
+    wide.index.name = "run_id"
+    return wide
+
+
+def sqlite_file(uri: str) -> str | None:
+    """The database file of a ``sqlite:`` URI (``None`` for other schemes)."""
+    path = sqlite_path(uri)
+    return str(path) if path is not None else None
