@@ -10,7 +10,8 @@ import typing as _typing
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
-    from ._tracking.decorator import tracked_optimization
+    from ._capture.pulp import SolverMetrics, solver_metrics
+    from ._delivery.replay import PendingRun, SyncReport, flush, pending, sync
     from ._errors import (
         ConfigurationError,
         EmstrackError,
@@ -18,9 +19,8 @@ if _typing.TYPE_CHECKING:
         StoreUnavailableError,
         TrackingError,
     )
-    from ._capture.pulp import SolverMetrics, solver_metrics
+    from ._tracking.decorator import tracked_optimization
     from ._tracking.run import Run, active_run, tracked_run
-    from ._delivery.replay import PendingRun, SyncReport, flush, pending, sync
 
 __all__ = [
     "ConfigurationError",

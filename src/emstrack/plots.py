@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from . import analysis
-from .analysis._errors import KeyNotFoundError, listing
 from ._tracking.mapping import format_float
+from .analysis._errors import KeyNotFoundError, listing
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -16,9 +16,9 @@ import time
 from collections import deque
 
 from .. import _settings
+from .shipping import done_with, ship
 from .spool import ShipState, SpoolEntry
 from .store import RETRY_AFTER_S
-from .shipping import done_with, ship
 
 _Item = tuple[SpoolEntry, ShipState, str]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from .. import _settings
 from . import background as _background
-from .spool import SpoolEntry, entries
 from .shipping import done_with, ship
+from .spool import SpoolEntry, entries
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,12 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .. import _settings
-from .artifact_paths import ArtifactPaths
+from .._delivery.shipping import done_with, open_runs, ship
+from .._delivery.spool import ShipState, SpoolEntry, now_ms
+from .._delivery.store import redact_uri
 from .._errors import EmstrackWarning, TrackingError
+from .._version import __version__
+from .artifact_paths import ArtifactPaths
 from .mapping import (
     MAX_TAG_VALUE_LENGTH,
     NONFINITE_TAG_PREFIX,
@@ -43,10 +47,6 @@ from .mapping import (
     safe_artifact_path,
     to_jsonable,
 )
-from .._delivery.spool import ShipState, SpoolEntry, now_ms
-from .._delivery.store import redact_uri
-from .._version import __version__
-from .._delivery.shipping import done_with, open_runs, ship
 
 Status = Literal["FINISHED", "FAILED", "KILLED"]
 
