@@ -53,7 +53,7 @@ def ui_command(
     then stops it and every process it started.
     """
     from .. import _settings
-    from .._delivery.store import redact_uri, sqlite_path
+    from .._uris import redact_uri, sqlite_path
     from .ui_server import ServerError, UiServer, is_loopback, port_in_use
 
     uri = _settings.tracking_uri(tracking_uri)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from filelock import FileLock
 
 from .._errors import StoreUnavailableError
+from .._uris import redact_uri, sqlite_path
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -82,27 +83,6 @@ def _limit_http_retries() -> None:
 
             variable.get = capped  # type: ignore[method-assign]
         _http_retries_limited = True
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` without user name or password, for the spool, logs and warnings."""
-    parts = urllib.parse.urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=host))
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, or ``None`` for other stores."""
-    if not uri.startswith("sqlite:"):
-        return None
-    path = urllib.parse.urlsplit(uri).path
-    if uri.startswith("sqlite:////"):
-        path = "/" + path.lstrip("/")
-    elif uri.startswith("sqlite:///"):
-        path = path[1:]
-    return Path(path) if path and path != ":memory:" else None
 
 
 def _is_locked(error: BaseException) -> bool:

@@ -28,8 +28,8 @@ from typing import Any, Literal
 from .. import _settings
 from .._delivery.shipping import done_with, open_runs, ship
 from .._delivery.spool import ShipState, SpoolEntry, now_ms
-from .._delivery.store import redact_uri
 from .._errors import EmstrackWarning, TrackingError
+from .._uris import redact_uri
 from .._version import __version__
 from .artifact_paths import ArtifactPaths
 from .mapping import (

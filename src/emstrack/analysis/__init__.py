@@ -72,7 +72,8 @@ from ._errors import (
 from ._export import format_for, write_frame
 from ._frame import BASE_COLUMNS, tidy
 from ._groups import best_row, summarize
-from ._reader import Reader, RunTable, Selection, open_reader
+from ._open import open_reader
+from ._reader import Reader, RunTable, Selection
 
 __all__ = [
     "BASE_COLUMNS",
@@ -447,7 +448,7 @@ def _open(tracking_uri: str | None) -> AbstractContextManager[Reader]:
 
 
 def _shown(reader: Reader) -> str:
-    from .._delivery.store import redact_uri
+    from .._uris import redact_uri
 
     return redact_uri(reader.uri)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .._delivery.store import redact_uri
+from .._uris import redact_uri
 from ._errors import ExperimentNotFoundError, InvalidFilterError, StoreError, listing
 from ._reader import (
     INFO_COLUMNS,

@@ -16,14 +16,13 @@ newest start first, then run id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import pandas as pd
 
-from .._delivery.store import sqlite_path
+from .._uris import sqlite_path
 
 __all__ = [
     "BOOKKEEPING_TAGS",
@@ -37,7 +36,6 @@ __all__ = [
     "Selection",
     "empty_info",
     "is_sql_uri",
-    "open_reader",
     "pivot",
 ]
 
@@ -142,24 +140,6 @@ def is_sql_uri(uri: str) -> bool:
     """Whether ``uri`` names a database that the SQL reader reads directly."""
     scheme = uri.partition(":")[0].partition("+")[0].lower()
     return scheme in _SQL_SCHEMES
-
-
-@contextmanager
-def open_reader(uri: str, *, prefer_sql: bool = True) -> Iterator[Reader]:
-    """The reader for ``uri``: SQL for database URIs (unless ``prefer_sql`` is false)."""
-    reader: Reader
-    if prefer_sql and is_sql_uri(uri):
-        from ._sql import SqlReader
-
-        reader = SqlReader(uri)
-    else:
-        from ._client import ClientReader
-
-        reader = ClientReader(uri)
-    try:
-        yield reader
-    finally:
-        reader.close()
 
 
 def empty_info() -> pd.DataFrame:

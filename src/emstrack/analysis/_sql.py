@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .._delivery.store import redact_uri
+from .._uris import redact_uri
 from . import _filters as _filter
 from ._errors import ExperimentNotFoundError, StoreError, listing
 from ._reader import (
