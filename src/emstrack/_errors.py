@@ -27,6 +27,7 @@ __all__ = [
     "EmstrackWarning",
     "StoreUnavailableError",
     "TrackingError",
+    "describe",
 ]
 
 
@@ -48,3 +49,32 @@ class StoreUnavailableError(TrackingError):
 
 class EmstrackWarning(UserWarning):
     """Something about a run could not be logged as asked; the message names what and why."""
+
+
+def describe(
+    error: BaseException, *, with_type: bool = True, whole: bool = False, limit: int | None = 300
+) -> str:
+    """``error`` as one line, for a warning, a tag, an error message or an ``Error:`` line.
+
+    Args:
+        error: The exception.
+        with_type: Put the exception's class name first (``"OSError: ..."``).
+        whole: Join every line of the message (a message listing what exists stays whole);
+            by default only its first line is used (drivers append SQL and links below it).
+        limit: Cut the text at this many characters (``None``: never).
+
+    An exception whose ``__str__`` itself fails is described by its class name alone.
+
+    """
+    try:
+        message = str(error)
+    except Exception:
+        message = ""
+    lines = message.strip().splitlines() or [""]
+    text = " ".join(" ".join(lines).split()) if whole else lines[0].strip()
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    name = type(error).__name__
+    if not with_type:
+        return text or name
+    return f"{name}: {text}" if text else name

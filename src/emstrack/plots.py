@@ -23,6 +23,7 @@ import pandas as pd
 from . import analysis
 from ._tracking.mapping import format_float
 from .analysis._errors import KeyNotFoundError, listing
+from .analysis._selection import COMPARED_STATUSES, FAILED_STATUSES, Grouped, metric_by_group
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -65,7 +66,7 @@ def plot_savings(
         The figure: one bar (with a min-max whisker) per group that logged the metric.
 
     """
-    grouped = analysis._metric_by_group(
+    grouped = metric_by_group(
         experiments,
         metric,
         by,
@@ -139,7 +140,7 @@ def plot_cost_distribution(
         logged the metric, labelled with the group and its number of runs.
 
     """
-    grouped = analysis._metric_by_group(
+    grouped = metric_by_group(
         experiments,
         metric,
         by,
@@ -205,7 +206,7 @@ def plot_series(
     frame = analysis.runs(
         experiments, filter, metrics=(metric,), tags="all", tracking_uri=tracking_uri
     )
-    allowed = analysis.COMPARED_STATUSES + (analysis.FAILED_STATUSES if include_failed else ())
+    allowed = COMPARED_STATUSES + (FAILED_STATUSES if include_failed else ())
     frame = frame[frame["status"].isin(allowed)]
     if frame.empty:
         raise analysis.NoRunsError(
@@ -238,7 +239,7 @@ def plot_series(
 # ---------------------------------------------------------------------- helpers
 
 
-def _nothing_to_draw(grouped: analysis._Grouped, metric: str) -> analysis.NoRunsError:
+def _nothing_to_draw(grouped: Grouped, metric: str) -> analysis.NoRunsError:
     names = ", ".join(repr(name) for name in grouped.experiments)
     return analysis.NoRunsError(
         f"none of the {len(grouped.data)} compared runs of {names} logged {metric!r}"

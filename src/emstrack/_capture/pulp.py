@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._tracking.run import Run, active_run
+from .._errors import describe
+from .._tracking import hooks
+from .._tracking.hooks import RunHandle
+from .._tracking.run import active_run
 
 __all__ = ["SolverMetrics", "solver_metrics"]
 
@@ -40,7 +43,6 @@ _STATUS_TEXT_3X = {
     -2: "Unbounded",
     -3: "Undefined",
 }
-_EXTENSION = "pulp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,17 +168,17 @@ def _patched_solve(self: Any, *args: Any, **kwargs: Any) -> Any:
     started = time.perf_counter()
     result = _original_solve(self, *args, **kwargs)
     run = active_run()
-    if run is not None and _EXTENSION in run._extensions:
-        _record(run, self, result, time.perf_counter() - started)
+    capture = run.hook_state(HOOK) if run is not None else None
+    if run is not None and capture is not None:
+        _record(run, capture, self, result, time.perf_counter() - started)
     return result
 
 
-def _record(run: Run, problem: Any, result: Any, wall_s: float) -> None:
-    capture: _Capture = run._extensions[_EXTENSION]
+def _record(run: RunHandle, capture: _Capture, problem: Any, result: Any, wall_s: float) -> None:
     try:
         metrics = solver_metrics(result if hasattr(result, "status_str") else problem, problem)
     except Exception as error:
-        run._problem(f"reading a PuLP solve failed: {type(error).__name__}: {error}")
+        run.record_problem(f"reading a PuLP solve failed: {describe(error)}")
         return
     if metrics.solve_time_s == 0.0:
         metrics = _with_time(metrics, wall_s)
@@ -199,7 +201,7 @@ def _with_time(metrics: SolverMetrics, wall_s: float) -> SolverMetrics:
     return SolverMetrics(**values)
 
 
-def _log_model(run: Run, problem: Any, kind: str, step: int) -> None:
+def _log_model(run: RunHandle, problem: Any, kind: str, step: int) -> None:
     name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(problem.name))[:80]
     with tempfile.TemporaryDirectory(prefix="emstrack-model-") as folder:
         path = Path(folder) / f"solve_{step:04d}_{name}.{kind}"
@@ -210,48 +212,59 @@ def _log_model(run: Run, problem: Any, kind: str, step: int) -> None:
         run.log_artifact(path, artifact_path="models")
 
 
-def activate(run: Run) -> None:
-    """Start capturing for ``run`` (patching ``LpProblem.solve`` for the first open run)."""
-    global _open_runs, _original_solve
-    if "pulp" not in sys.modules:
-        return
-    import pulp
+class PulpCapture:
+    """The run hook that records every ``LpProblem.solve`` made while a run is open.
 
-    run._extensions[_EXTENSION] = _Capture(log_model=run._log_model)
-    with _patch_lock:
-        _open_runs += 1
-        if _open_runs == 1:
-            _original_solve = pulp.LpProblem.solve
-            pulp.LpProblem.solve = _patched_solve
+    ``LpProblem.solve`` is patched while at least one run is open (reference-counted, under a
+    lock) and restored when the last one ends; PuLP is never imported by emstrack itself: a
+    run opened before the pipeline imports PuLP captures nothing.
+    """
 
+    name = "PuLP solve capture"
 
-def deactivate(run: Run) -> None:
-    """Write ``run``'s totals; restore ``LpProblem.solve`` when the last open run ends."""
-    global _open_runs, _original_solve
-    capture = run._extensions.pop(_EXTENSION, None)
-    if capture is None:
-        return
-    with _patch_lock:
-        _open_runs -= 1
-        if _open_runs == 0:
-            import pulp
+    def start(self, run: RunHandle) -> _Capture | None:
+        """Patch ``LpProblem.solve`` for the first open run; ``None`` when PuLP is not loaded."""
+        global _open_runs, _original_solve
+        if "pulp" not in sys.modules:
+            return None
+        import pulp
 
-            if pulp.LpProblem.solve is _patched_solve:
-                pulp.LpProblem.solve = _original_solve
-            _original_solve = None
-    if capture.solves:
-        run.log_metrics(
-            {
-                "solver.solves": capture.solves,
-                "solver.total_solve_time_s": capture.total_time_s,
-                "solver.non_optimal_solves": capture.non_optimal,
-            }
-        )
-        if capture.worst is not None:
-            run.set_tags({"solver.worst_status": capture.worst.status})
+        capture = _Capture(log_model=run.log_model_format)
+        with _patch_lock:
+            _open_runs += 1
+            if _open_runs == 1:
+                _original_solve = pulp.LpProblem.solve
+                pulp.LpProblem.solve = _patched_solve
+        return capture
+
+    def end(self, run: RunHandle, capture: _Capture) -> None:
+        """Write the run's solve totals; restore ``LpProblem.solve`` after the last run."""
+        global _open_runs, _original_solve
+        with _patch_lock:
+            _open_runs -= 1
+            if _open_runs == 0:
+                import pulp
+
+                if pulp.LpProblem.solve is _patched_solve:
+                    pulp.LpProblem.solve = _original_solve
+                _original_solve = None
+        if capture.solves:
+            run.log_metrics(
+                {
+                    "solver.solves": capture.solves,
+                    "solver.total_solve_time_s": capture.total_time_s,
+                    "solver.non_optimal_solves": capture.non_optimal,
+                }
+            )
+            if capture.worst is not None:
+                run.set_tags({"solver.worst_status": capture.worst.status})
 
 
 def is_patched() -> bool:
     """Whether ``LpProblem.solve`` is currently emstrack's capture (only while runs are open)."""
     module = sys.modules.get("pulp")
     return module is not None and module.LpProblem.solve is _patched_solve
+
+
+HOOK = PulpCapture()
+hooks.register(HOOK)

@@ -152,12 +152,12 @@ def export_command(
 ) -> None:
     """Write the runs of experiments (params, metrics, tags) to CSV or Parquet."""
     from .. import analysis
-    from ..analysis._export import format_for, write_frame
 
-    kind = format_for(output, format_)
-    frame = analysis.runs(list(experiments), filter_, tracking_uri=tracking_uri)
-    write_frame(frame, output, kind)
-    click.echo(f"wrote {len(frame)} run{'s' if len(frame) != 1 else ''} to {output}")
+    kind: Any = format_
+    _, count = analysis.export_counted(
+        list(experiments), output, filter=filter_, format=kind, tracking_uri=tracking_uri
+    )
+    click.echo(f"wrote {count} run{'s' if count != 1 else ''} to {output}")
 
 
 COMMANDS: list[click.Command] = [compare_command, runs_command, export_command]

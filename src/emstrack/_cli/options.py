@@ -55,19 +55,17 @@ def friendly(function: F) -> F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .._errors import describe
         from ..analysis._errors import AnalysisError
 
         try:
             return function(*args, **kwargs)
         except (AnalysisError, ValueError, OSError) as error:
-            raise click.ClickException(one_line(error)) from None
+            raise click.ClickException(
+                describe(error, with_type=False, whole=True, limit=None)
+            ) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 def emit(frame: Any, as_csv: bool, as_json: bool, table: Callable[[], list[str]]) -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from filelock import FileLock
 
-from .._errors import StoreUnavailableError
+from .._errors import StoreUnavailableError, describe
 from .._uris import redact_uri, sqlite_path
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ class Store:
                     delay = min(delay * 2, 1.0)
                     continue
                 if _is_connectivity(error):
-                    self.mark_down(f"{type(error).__name__}: {str(error)[:200]}")
+                    self.mark_down(describe(error, limit=200))
                 raise
             finally:
                 _in_store_call.reset(token)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import string
-import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ from typing import Any, Literal, TypeVar, overload
 
 import wrapt
 
-from .. import _settings
-from .._errors import ConfigurationError, EmstrackWarning
+from .. import _guard, _settings
+from .._errors import ConfigurationError, describe
 from .mapping import _scalar_text, maps_cleanly
 from .run import Run
 
@@ -184,7 +183,10 @@ class _Plan:
                 arguments[name] = value
         return arguments
 
-    def start(self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
+    def start(
+        self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Run, list[str | None]]:
+        """Open the call's run; also return the artifact paths to log after the call."""
         options = self.options
         now = dt.datetime.now(dt.UTC)
         try:
@@ -212,18 +214,16 @@ class _Plan:
         run.__enter__()
         try:
             for problem in problems:
-                run._problem(problem)
+                run.record_problem(problem)
             params = self._params(arguments, run)
             run.log_params(params)
             if options.log_inputs:
                 run.log_config(params if options.params is not None else arguments)
-            run._extensions["artifacts"] = [
-                self._fill(template, fields, run) for template in options.artifacts
-            ]
+            artifacts = [self._fill(template, fields, run) for template in options.artifacts]
         except BaseException as exc:
             run.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        return run
+        return run, artifacts
 
     def _run_name(self, fields: dict[str, Any], problems: list[str]) -> str:
         run_name = self.options.run_name
@@ -241,7 +241,7 @@ class _Plan:
         try:
             return _formatter.vformat(template, (), fields)
         except Exception as error:
-            run._problem(f"artifact path {template!r} could not be filled: {error}")
+            run.record_problem(f"artifact path {template!r} could not be filled: {error}")
             return None
 
     def _params(self, arguments: dict[str, Any], run: Run) -> Any:
@@ -252,8 +252,8 @@ class _Plan:
             try:
                 return _call_with(model, arguments)
             except Exception as error:
-                run._problem(
-                    f"params= callable failed ({_first_line(error)}); "
+                run.record_problem(
+                    f"params= callable failed ({describe(error)}); "
                     "logged the arguments as given instead"
                 )
                 return arguments
@@ -266,13 +266,13 @@ class _Plan:
                 {name: value for name, value in arguments.items() if name in schema.model_fields}
             )
         except Exception as error:
-            run._problem(
-                f"params did not validate against {model.__name__} ({_first_line(error)}); "
+            run.record_problem(
+                f"params did not validate against {model.__name__} ({describe(error)}); "
                 "logged the arguments as given instead"
             )
             return arguments
 
-    def finish(self, run: Run, result: Any) -> None:
+    def finish(self, run: Run, artifacts: list[str | None], result: Any) -> None:
         metrics = self.options.metrics
         try:
             if metrics is None:
@@ -282,13 +282,13 @@ class _Plan:
             else:
                 value = metrics(result)
         except Exception as error:
-            run._problem(f"metrics could not be extracted: {_first_line(error)}")
+            run.record_problem(f"metrics could not be extracted: {describe(error)}")
         else:
             run.log_metrics(value)
-        self.log_artifacts(run, complain=True)
+        self.log_artifacts(run, artifacts, complain=True)
 
-    def log_artifacts(self, run: Run, *, complain: bool) -> None:
-        for path_text in run._extensions.get("artifacts", ()):
+    def log_artifacts(self, run: Run, artifacts: list[str | None], *, complain: bool) -> None:
+        for path_text in artifacts:
             if path_text is None:
                 continue
             path = Path(path_text)
@@ -297,7 +297,7 @@ class _Plan:
             elif path.is_file():
                 run.log_artifact(path)
             elif complain:
-                run._problem(f"artifact {path_text!r} does not exist after the call")
+                run.record_problem(f"artifact {path_text!r} does not exist after the call")
 
 
 def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
@@ -325,54 +325,47 @@ def _validate_outputs(model: type[Any], result: Any) -> Any:
     return model.model_validate(result, from_attributes=True)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {' '.join(line.strip() for line in text[:3])}"[:400]
-
-
 def _make_wrapper(plan: _Plan, is_async: bool) -> Callable[..., Any]:
-    def start(instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run | None:
+    def start(
+        instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Run, list[str | None]] | None:
         try:
             return plan.start(instance, args, kwargs)
         except Exception as error:
-            if _settings.strict():
-                raise
-            warnings.warn(
-                f"emstrack: {plan.qualname} runs untracked: {_first_line(error)}",
-                EmstrackWarning,
-                stacklevel=4,
-            )
+            _guard.fail(f"emstrack: {plan.qualname} runs untracked: {describe(error)}", cause=error)
             return None
 
     def run_sync(wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any) -> Any:
         if not plan.enabled():
             return wrapped(*args, **kwargs)
-        run = start(instance, args, kwargs)
-        if run is None:
+        started = start(instance, args, kwargs)
+        if started is None:
             return wrapped(*args, **kwargs)
+        run, artifacts = started
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            plan.log_artifacts(run, complain=False)
+            plan.log_artifacts(run, artifacts, complain=False)
             run.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        plan.finish(run, result)
+        plan.finish(run, artifacts, result)
         run.__exit__(None, None, None)
         return result
 
     async def _run_async(
         wrapped: Callable[..., Awaitable[Any]], instance: object, args: Any, kwargs: Any
     ) -> Any:
-        run = start(instance, args, kwargs)
-        if run is None:
+        started = start(instance, args, kwargs)
+        if started is None:
             return await wrapped(*args, **kwargs)
+        run, artifacts = started
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            plan.log_artifacts(run, complain=False)
+            plan.log_artifacts(run, artifacts, complain=False)
             run.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        plan.finish(run, result)
+        plan.finish(run, artifacts, result)
         run.__exit__(None, None, None)
         return result
 

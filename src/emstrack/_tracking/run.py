@@ -18,19 +18,19 @@ import tempfile
 import threading
 import traceback
 import uuid
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from .. import _settings
+from .. import _guard, _settings
 from .._delivery.shipping import done_with, open_runs, ship
 from .._delivery.spool import ShipState, SpoolEntry, now_ms
-from .._errors import EmstrackWarning, TrackingError
+from .._errors import TrackingError, describe
 from .._uris import redact_uri
 from .._version import __version__
+from . import hooks as _hooks
 from .artifact_paths import ArtifactPaths
 from .mapping import (
     MAX_TAG_VALUE_LENGTH,
@@ -51,7 +51,6 @@ from .mapping import (
 Status = Literal["FINISHED", "FAILED", "KILLED"]
 
 _current: ContextVar[Run | None] = ContextVar("emstrack_current_run", default=None)
-_MAX_PROBLEMS_SHOWN = 8
 
 
 def active_run() -> Run | None:
@@ -99,7 +98,7 @@ class Run:
         self._params: dict[str, str] = {}
         self._conflicts: dict[str, list[str]] = {}
         self._notes = Mapped()
-        self._problems: list[str] = []
+        self._problems = _guard.Problems()
         self._artifact_paths = ArtifactPaths()
         self._config: Any = None
         self._config_set = False
@@ -113,8 +112,7 @@ class Run:
         self._source = source
         #: Write each captured PuLP model as an ``.lp`` or ``.mps`` artifact.
         self._log_model = log_model
-        #: Free slots for hooks (e.g. PuLP capture) to keep per-run state.
-        self._extensions: dict[str, Any] = {}
+        self._hook_states: dict[str, tuple[_hooks.RunHook, object]] = {}
 
     # ------------------------------------------------------------------ identity
 
@@ -127,6 +125,23 @@ class Run:
     def spool_path(self) -> Path | None:
         """The run's spool folder while it exists."""
         return self._entry.folder if self._entry is not None else None
+
+    @property
+    def log_model_format(self) -> Literal["lp", "mps"] | None:
+        """Whether each solved PuLP model is also logged, as ``.lp`` or ``.mps`` (else ``None``)."""
+        return self._log_model
+
+    def hook_state(self, hook: _hooks.RunHook) -> Any:
+        """The state ``hook`` keeps for this run (``None`` when it stayed out of it)."""
+        found = self._hook_states.get(hook.name)
+        return found[1] if found is not None and found[0] is hook else None
+
+    def record_problem(self, message: str) -> None:
+        """Add ``message`` to the run's single warning (raised at once in strict mode).
+
+        For code that extends a run (hooks, wrappers); pipelines never need it.
+        """
+        self._problems.record(message)
 
     def __repr__(self) -> str:
         return f"<emstrack.Run name={self.name!r} key={self.key} run_id={self.run_id}>"
@@ -238,15 +253,13 @@ class Run:
             self._entry = _create_entry(self.key, start)
             open_runs.add(self._entry, self._state)
         except Exception as error:
-            self._problem(f"spool unavailable, run not tracked: {_describe_error(error)}")
+            self._problems.record(f"spool unavailable, run not tracked: {describe(error)}")
             return
         if self._initial_params is not None:
             self.log_params(self._initial_params)
             self.log_config(self._initial_params)
-        if "pulp" in sys.modules:
-            from .._capture.pulp import activate
-
-            self._guard("capturing PuLP solves", activate, self)
+        for hook in _hooks.registered():
+            self._guard(f"starting {hook.name}", self._start_hook, hook)
         if not self._background:
             self._ship_now(create_only=True)
 
@@ -256,10 +269,9 @@ class Run:
         self.status = status
         propagating = exc is not None
         try:
-            if "pulp" in self._extensions:
-                from .._capture.pulp import deactivate
-
-                self._guard("PuLP solve totals", deactivate, self)
+            for hook, state in reversed(list(self._hook_states.values())):
+                self._guard(f"ending {hook.name}", hook.end, self, state)
+            self._hook_states.clear()
             if exc is not None and status != "FINISHED":
                 self._record_exception(exc)
             self._write_config()
@@ -267,7 +279,7 @@ class Run:
                 self._entry.append({"e": "end", "status": status, "end_ms": now_ms()})
                 self._deliver()
         except Exception as error:
-            self._problems.append(f"ending the run failed: {_describe_error(error)}")
+            self._problems.keep(f"ending the run failed: {describe(error)}")
         self._closed = True
         self._report(propagating)
 
@@ -302,63 +314,39 @@ class Run:
             entry.release()
 
     def _report(self, propagating: bool) -> None:
-        problems = self._problems + [
+        extra = [
             f"{key!r} not logged ({why}); kept in config.json"
             for key, why in self._notes.unlogged.items()
         ]
         if self._conflicts:
-            problems.append(
+            extra.append(
                 "params logged again with other values (first value kept, later ones in tags "
                 "emstrack.param_conflict.*): " + ", ".join(sorted(self._conflicts))
             )
-        if not problems:
-            return
-        shown = "; ".join(problems[:_MAX_PROBLEMS_SHOWN])
-        if len(problems) > _MAX_PROBLEMS_SHOWN:
-            shown += f"; and {len(problems) - _MAX_PROBLEMS_SHOWN} more"
         where = ""
         if self._kept_in_spool and self._entry is not None:
             where = (
                 f". The run is kept in the spool at {self._entry.folder}; "
                 "replay it with `emstrack sync`"
             )
-        message = f"emstrack run {self.name or self.key!r}: {shown}{where}"
-        if _settings.strict() and not propagating:
-            raise TrackingError(message)
-        try:
-            _warn(message)
-        except Warning:
-            # Warnings configured as errors must not replace the pipeline's own exception.
-            if not propagating:
-                raise
+        subject = f"emstrack run {self.name or self.key!r}"
+        self._problems.report(subject, extra, where, propagating=propagating)
 
     # ------------------------------------------------------------------ internals
 
     def _guard(self, what: str, action: Callable[..., object], *args: object) -> None:
         if self._closed:
-            self._late(what)
+            _guard.fail(
+                f"emstrack run {self.name or self.key!r}: {what} after the run ended is ignored"
+            )
             return
-        try:
-            with self._lock:
-                action(*args)
-        except TrackingError:
-            raise
-        except Exception as error:
-            message = f"{what} failed: {_describe_error(error)}"
-            if _settings.strict():
-                raise TrackingError(message) from error
-            self._problems.append(message)
+        with self._lock:
+            self._problems.guard(what, action, *args)
 
-    def _late(self, what: str) -> None:
-        message = f"emstrack run {self.name or self.key!r}: {what} after the run ended is ignored"
-        if _settings.strict():
-            raise TrackingError(message)
-        _warn(message)
-
-    def _problem(self, message: str) -> None:
-        if _settings.strict():
-            raise TrackingError(message)
-        self._problems.append(message)
+    def _start_hook(self, hook: _hooks.RunHook) -> None:
+        state = hook.start(self)
+        if state is not None:
+            self._hook_states[hook.name] = (hook, state)
 
     def _append(self, event: dict[str, Any]) -> None:
         if self._entry is None:
@@ -372,9 +360,9 @@ class Run:
         self._add_mapped(map_outputs(value, self._redactor, step=step))
 
     def _add_mapped(self, mapped: Mapped) -> None:
-        if mapped.unlogged and _settings.strict():
+        if mapped.unlogged:
             key, why = next(iter(mapped.unlogged.items()))
-            raise TrackingError(f"{key!r} not logged: {why}")
+            _guard.raise_if_strict(f"{key!r} not logged: {why}")
         new_params = {}
         conflict_tags = {}
         for key, value in mapped.params.items():
@@ -457,7 +445,7 @@ class Run:
     def _claim_artifact(self, relative: str) -> str:
         claimed = self._artifact_paths.claim(relative)
         if claimed != relative:
-            self._problems.append(
+            self._problems.keep(
                 f"artifact {relative!r} logged as {claimed!r}: a file and a folder of the run "
                 "cannot share a path"
             )
@@ -536,10 +524,7 @@ class Run:
             self._note_failure(error)
 
     def _note_failure(self, error: Exception) -> None:
-        """Record a failed write once per kind of error: an outage is one problem, not three."""
-        kind = type(error).__name__ + ":"
-        if not any(problem.startswith(kind) for problem in self._problems):
-            self._problems.append(_describe_error(error))
+        self._problems.keep_once(error)
 
     def _system_tags(self) -> dict[str, str]:
         tags = {
@@ -623,26 +608,3 @@ def _create_entry(key: str, start: dict[str, Any]) -> SpoolEntry:
 
 def _artifact_dir(artifact_path: str | None) -> str | None:
     return safe_artifact_path(artifact_path) if artifact_path else None
-
-
-_PACKAGE_DIR = str(Path(__file__).parent)
-
-
-def _warn(message: str) -> None:
-    """Warn with the location of the user's code, past emstrack's and wrapt's frames."""
-    level = 2
-    frame = sys._getframe(1)
-    while frame.f_back is not None and (
-        frame.f_code.co_filename.startswith(_PACKAGE_DIR)
-        or "wrapt" in frame.f_code.co_filename
-        or frame.f_code.co_filename.endswith("contextlib.py")
-    ):
-        frame = frame.f_back
-        level += 1
-    warnings.warn(message, EmstrackWarning, stacklevel=level)
-
-
-def _describe_error(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(error).__name__}: {first[:300]}"

@@ -46,16 +46,12 @@ Runs that did not log the metric are counted in ``missing`` and left out of the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
-from .. import _settings
 from . import _direction
-from ._coerce import schema_types, type_column
 from ._errors import (
     AnalysisError,
     DirectionUnknownError,
@@ -72,8 +68,24 @@ from ._errors import (
 from ._export import format_for, write_frame
 from ._frame import BASE_COLUMNS, tidy
 from ._groups import best_row, summarize
-from ._open import open_reader
-from ._reader import Reader, RunTable, Selection
+from ._reader import Selection
+from ._selection import (
+    Experiments,
+    by_status,
+    declared_types,
+    direction_of,
+    experiment_names,
+    filter_note,
+    key_tuple,
+    metric_by_group,
+    metric_values,
+    names_by_id,
+    open_store,
+    quoted,
+    require_metric,
+    require_runs,
+    shown,
+)
 
 __all__ = [
     "BASE_COLUMNS",
@@ -96,15 +108,10 @@ __all__ = [
     "series",
 ]
 
-Experiments = str | Sequence[str]
 Tags = Literal["all"] | Sequence[str] | None
 
 DEFAULT_BY = ("building_id", "optimization_mode")
 """Default grouping of :func:`compare`: one group per building and optimization mode."""
-
-COMPARED_STATUSES = ("FINISHED",)
-FAILED_STATUSES = ("FAILED", "KILLED")
-_ATTRIBUTE_KEYS = ("experiment", "status")
 
 
 def metric_direction(metric: str) -> bool | None:
@@ -159,17 +166,17 @@ def runs(
         StoreError: The store does not exist or cannot be read.
 
     """
-    names = _names(experiments)
+    names = experiment_names(experiments)
     selection = Selection(
-        params=_keys(params),
-        metrics=_keys(metrics),
-        tags=None if tags is None or tags == "all" else _keys(tags),
+        params=key_tuple(params),
+        metrics=key_tuple(metrics),
+        tags=None if tags is None or tags == "all" else key_tuple(tags),
         user_tags_only=tags is None,
     )
-    with _open(tracking_uri) as reader:
+    with open_store(tracking_uri) as reader:
         ids = reader.experiment_ids(names)
         table = reader.read(list(ids.values()), filter, selection)
-    return tidy(table, _by_id(ids), _declared(schema))
+    return tidy(table, names_by_id(ids), declared_types(schema))
 
 
 def compare(
@@ -213,7 +220,7 @@ def compare(
         StoreError: The store does not exist or cannot be read.
 
     """
-    grouped = _metric_by_group(
+    grouped = metric_by_group(
         experiments,
         metric,
         by,
@@ -221,7 +228,7 @@ def compare(
         include_failed=include_failed,
         tracking_uri=tracking_uri,
     )
-    direction = _direction_of(metric, higher_is_better)
+    direction = direction_of(metric, higher_is_better)
     out = summarize(grouped.data, grouped.keys, direction)
     out.attrs.update(
         metric=metric,
@@ -267,34 +274,34 @@ def best_run(
         StoreError: The store does not exist or cannot be read.
 
     """
-    names = _names(experiments)
-    with _open(tracking_uri) as reader:
+    names = experiment_names(experiments)
+    with open_store(tracking_uri) as reader:
         ids = reader.experiment_ids(names)
         table = reader.read(
             list(ids.values()), filter, Selection(params=(), metrics=(metric,), tags=())
         )
-        _require_runs(table, names, filter)
-        _require_metric(reader, table, ids, metric)
-        direction = _direction_of(metric, higher_is_better)
+        require_runs(table, names, filter)
+        require_metric(reader, table, ids, metric)
+        direction = direction_of(metric, higher_is_better)
         data = pd.DataFrame(
             {
-                "value": _metric_values(table, metric),
+                "value": metric_values(table, metric),
                 "run_id": table.info["run_id"].to_numpy(),
                 "run_name": table.info["run_name"].to_numpy(),
                 "start_ms": table.info["start_ms"].to_numpy(),
             }
         )
-        kept, _ = _by_status(data, table, include_failed, names, filter)
+        kept, _ = by_status(data, table, include_failed, names, filter)
         best = best_row(kept, direction)
         if best is None:
             raise NoRunsError(
-                f"none of the {len(kept)} compared runs of {_quoted(names)} logged {metric!r}"
-                + _filter_note(filter)
+                f"none of the {len(kept)} compared runs of {quoted(names)} logged {metric!r}"
+                + filter_note(filter)
             )
         full = reader.read(
             list(ids.values()), None, Selection(user_tags_only=True), run_ids=[best["run_id"]]
         )
-    row = tidy(full, _by_id(ids), _declared(schema)).iloc[0]
+    row = tidy(full, names_by_id(ids), declared_types(schema)).iloc[0]
     row.name = best["run_id"]
     return row
 
@@ -324,12 +331,12 @@ def series(
     ids = list(dict.fromkeys([run_ids] if isinstance(run_ids, str) else run_ids))
     if not ids:
         raise ValueError("series() needs at least one run id")
-    with _open(tracking_uri) as reader:
+    with open_store(tracking_uri) as reader:
         existing = set(reader.existing_runs(ids))
         missing = [run_id for run_id in ids if run_id not in existing]
         if missing:
             raise RunNotFoundError(
-                f"no active run {', '.join(repr(m) for m in missing)} in {_shown(reader)}"
+                f"no active run {', '.join(repr(m) for m in missing)} in {shown(reader)}"
             )
         history = reader.history(ids, metric)
         if history.empty:
@@ -381,6 +388,33 @@ def export(
             :func:`runs`.
 
     """
+    written, _ = export_counted(
+        experiments,
+        path,
+        filter=filter,
+        format=format,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        schema=schema,
+        tracking_uri=tracking_uri,
+    )
+    return written
+
+
+def export_counted(
+    experiments: Experiments,
+    path: str | Path,
+    *,
+    filter: str | None = None,
+    format: Literal["csv", "parquet"] | None = None,
+    params: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    tags: Tags = None,
+    schema: type[Any] | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[Path, int]:
+    """:func:`export`, also returning how many runs were written (for ``emstrack export``)."""
     target = Path(path)
     kind = format_for(target, format)
     frame = runs(
@@ -392,211 +426,4 @@ def export(
         schema=schema,
         tracking_uri=tracking_uri,
     )
-    return write_frame(frame, target, kind)
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-@dataclass(frozen=True)
-class _Grouped:
-    """One metric's value per compared run, with the run's grouping keys."""
-
-    experiments: list[str]
-    keys: list[str]
-    data: pd.DataFrame
-    """Key columns, ``value``, ``run_id``, ``run_name``, ``start_ms``."""
-    excluded: dict[str, int]
-
-
-def _metric_by_group(
-    experiments: Experiments,
-    metric: str,
-    by: str | Sequence[str],
-    *,
-    filter: str | None,
-    include_failed: bool,
-    tracking_uri: str | None,
-) -> _Grouped:
-    """Read ``metric`` and the ``by`` keys of the runs to compare (shared with the plots)."""
-    names = _names(experiments)
-    keys = _by_keys(by)
-    param_keys = tuple(k.removeprefix("params.") for k in keys if not k.startswith("tags."))
-    tag_keys = tuple(k.removeprefix("tags.") for k in keys if not k.startswith("params."))
-    with _open(tracking_uri) as reader:
-        ids = reader.experiment_ids(names)
-        table = reader.read(
-            list(ids.values()),
-            filter,
-            Selection(params=param_keys, metrics=(metric,), tags=tag_keys),
-        )
-        _require_runs(table, names, filter)
-        _require_metric(reader, table, ids, metric)
-        columns = _group_columns(reader, table, ids, keys)
-    data = pd.DataFrame(columns)
-    data.columns = pd.Index(keys)
-    data["value"] = _metric_values(table, metric)
-    data["run_id"] = table.info["run_id"].to_numpy()
-    data["run_name"] = table.info["run_name"].to_numpy()
-    data["start_ms"] = table.info["start_ms"].to_numpy()
-    kept, excluded = _by_status(data, table, include_failed, names, filter)
-    return _Grouped(names, keys, kept, excluded)
-
-
-def _open(tracking_uri: str | None) -> AbstractContextManager[Reader]:
-    return open_reader(_settings.tracking_uri(tracking_uri))
-
-
-def _shown(reader: Reader) -> str:
-    from .._uris import redact_uri
-
-    return redact_uri(reader.uri)
-
-
-def _names(experiments: Experiments) -> list[str]:
-    names = [experiments] if isinstance(experiments, str) else list(experiments)
-    if not names or not all(isinstance(name, str) and name for name in names):
-        raise ValueError(f"experiments must be a name or a list of names, not {experiments!r}")
-    return list(dict.fromkeys(names))
-
-
-def _keys(keys: Sequence[str] | None) -> tuple[str, ...] | None:
-    if keys is None:
-        return None
-    if isinstance(keys, str):
-        return (keys,)
-    return tuple(keys)
-
-
-def _by_keys(by: str | Sequence[str]) -> list[str]:
-    items = [by] if isinstance(by, str) else list(by)
-    keys = [part.strip() for item in items for part in item.split(",") if part.strip()]
-    if not keys:
-        raise ValueError("by needs at least one key")
-    return list(dict.fromkeys(keys))
-
-
-def _by_id(ids: dict[str, str]) -> dict[str, str]:
-    return {experiment_id: name for name, experiment_id in ids.items()}
-
-
-def _declared(schema: type[Any] | None) -> dict[str, type] | None:
-    return schema_types(schema) if schema is not None else None
-
-
-def _direction_of(metric: str, higher_is_better: bool | None) -> bool:
-    if higher_is_better is not None:
-        return bool(higher_is_better)
-    inferred = _direction.infer(metric)
-    if inferred is None:
-        raise DirectionUnknownError(
-            f"cannot tell from its name whether higher or lower {metric!r} is better; "
-            "pass higher_is_better=True or False (--higher-is-better or --lower-is-better)"
-        )
-    return inferred
-
-
-def _quoted(names: Sequence[str]) -> str:
-    return ", ".join(repr(name) for name in names)
-
-
-def _filter_note(filter: str | None) -> str:
-    return f" matching {filter!r}" if filter and filter.strip() else ""
-
-
-def _require_runs(table: RunTable, names: Sequence[str], filter: str | None) -> None:
-    if len(table) == 0:
-        where = "matching " + repr(filter) + " in" if filter and filter.strip() else "in"
-        raise NoRunsError(
-            f"no runs {where} experiment{'s' if len(names) > 1 else ''} {_quoted(names)}"
-        )
-
-
-def _require_metric(reader: Reader, table: RunTable, ids: dict[str, str], metric: str) -> None:
-    if metric in table.metrics.columns:
-        return
-    known = reader.keys(list(ids.values()), "metrics")
-    if metric not in known:
-        raise MetricNotFoundError(
-            f"no run of {_quoted(list(ids))} logged metric {metric!r}; {listing(known, 'metrics')}"
-        )
-
-
-def _metric_values(table: RunTable, metric: str) -> Any:
-    if metric in table.metrics.columns:
-        return table.metrics[metric].to_numpy(dtype="float64")
-    return [float("nan")] * len(table)
-
-
-def _group_columns(
-    reader: Reader, table: RunTable, ids: dict[str, str], keys: Sequence[str]
-) -> dict[str, pd.Series]:
-    """The typed values of each grouping key, one per run of ``table``."""
-    columns: dict[str, pd.Series] = {}
-    unknown: list[str] = []
-    for key in keys:
-        column = _group_column(table, ids, key)
-        if column is None:
-            unknown.append(key)
-        else:
-            columns[key] = column
-    if unknown:
-        experiment_ids = list(ids.values())
-        params = reader.keys(experiment_ids, "params")
-        tags = [t for t in reader.keys(experiment_ids, "tags") if not t.startswith("mlflow.")]
-        still = [k for k in unknown if not _known_key(k, params, tags)]
-        if still:
-            raise KeyNotFoundError(
-                f"cannot group by {_quoted(still)}: no param or tag of that name in "
-                f"{_quoted(list(ids))}; {listing(params, 'params')}; {listing(tags, 'tags')}"
-            )
-        for key in unknown:  # known in the experiments, but not among the matching runs
-            columns[key] = pd.Series([None] * len(table), dtype="object")
-    return {key: columns[key].reset_index(drop=True) for key in keys}
-
-
-def _known_key(key: str, params: list[str], tags: list[str]) -> bool:
-    if key.startswith("params."):
-        return key[7:] in params
-    if key.startswith("tags."):
-        return key[5:] in tags
-    return key in params or key in tags
-
-
-def _group_column(table: RunTable, ids: dict[str, str], key: str) -> pd.Series | None:
-    if key == "experiment":
-        return table.info["experiment_id"].map(_by_id(ids)).astype("object")
-    if key == "status":
-        return table.info["status"].astype("object")
-    if key.startswith("tags."):
-        name = key[5:]
-        return table.tags[name].infer_objects() if name in table.tags.columns else None
-    name = key.removeprefix("params.")
-    if name in table.params.columns:
-        return type_column(table.params[name])
-    if not key.startswith("params.") and name in table.tags.columns:
-        return table.tags[name].infer_objects()
-    return None
-
-
-def _by_status(
-    data: pd.DataFrame,
-    table: RunTable,
-    include_failed: bool,
-    names: Sequence[str],
-    filter: str | None,
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Rows whose run status is compared, and how many runs were left out per status."""
-    allowed = COMPARED_STATUSES + (FAILED_STATUSES if include_failed else ())
-    status = table.info["status"].to_numpy()
-    keep = pd.Series(status).isin(allowed).to_numpy()
-    excluded = pd.Series(status[~keep]).value_counts().sort_index()
-    counts = {str(k): int(v) for k, v in excluded.items()}
-    if not keep.any():
-        found = ", ".join(f"{n} {s}" for s, n in counts.items())
-        hint = "" if include_failed else "; include_failed=True also compares FAILED and KILLED"
-        raise NoRunsError(
-            f"no {' or '.join(allowed)} runs in {_quoted(names)}{_filter_note(filter)} "
-            f"(found {found}){hint}"
-        )
-    return data[keep].reset_index(drop=True), counts
+    return write_frame(frame, target, kind), len(frame)

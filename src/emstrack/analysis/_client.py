@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .._errors import describe
 from .._uris import redact_uri
 from ._errors import ExperimentNotFoundError, InvalidFilterError, StoreError, listing
 from ._reader import (
@@ -138,9 +139,9 @@ class ClientReader:
             except MlflowException as error:
                 if _code(error) in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
                     continue
-                raise StoreError(f"reading {self._shown} failed: {_first_line(error)}") from error
+                raise StoreError(f"reading {self._shown} failed: {describe(error)}") from error
             except Exception as error:
-                raise StoreError(f"reading {self._shown} failed: {_first_line(error)}") from error
+                raise StoreError(f"reading {self._shown} failed: {describe(error)}") from error
             if run.info.lifecycle_stage == "active":
                 experiment = self._call(self._client.get_experiment, run.info.experiment_id)
                 if experiment.lifecycle_stage == "active":
@@ -203,12 +204,13 @@ class ClientReader:
             return action(*args, **kwargs)
         except MlflowException as error:
             if _code(error) == "INVALID_PARAMETER_VALUE" and "filter_string" in kwargs:
+                reason = describe(error, with_type=False)
                 raise InvalidFilterError(
-                    f"invalid filter {kwargs['filter_string']!r}: {_first_line(error, False)}"
+                    f"invalid filter {kwargs['filter_string']!r}: {reason}"
                 ) from error
-            raise StoreError(f"reading {self._shown} failed: {_first_line(error)}") from error
+            raise StoreError(f"reading {self._shown} failed: {describe(error)}") from error
         except Exception as error:
-            raise StoreError(f"reading {self._shown} failed: {_first_line(error)}") from error
+            raise StoreError(f"reading {self._shown} failed: {describe(error)}") from error
 
 
 def _wanted(selection: Selection, kind: str, key: str) -> bool:
@@ -221,9 +223,3 @@ def _wanted(selection: Selection, kind: str, key: str) -> bool:
 
 def _code(error: BaseException) -> str:
     return str(getattr(error, "error_code", ""))
-
-
-def _first_line(error: BaseException, with_type: bool = True) -> str:
-    lines = str(error).strip().splitlines()
-    text = lines[0] if lines else ""
-    return (f"{type(error).__name__}: {text}" if with_type else text)[:300]

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from .._errors import describe
 from .._uris import redact_uri
 from . import _filters as _filter
 from ._errors import ExperimentNotFoundError, StoreError, listing
@@ -99,7 +100,7 @@ class _AlchemyConnection:
             if self.dialect == "sqlite":
                 self._connection.execute(sa.text("PRAGMA case_sensitive_like = true"))
         except Exception as error:
-            raise StoreError(f"cannot connect to {shown}: {_first_line(error)}") from error
+            raise StoreError(f"cannot connect to {shown}: {describe(error)}") from error
 
     def fetch(self, sql: str, params: Mapping[str, object]) -> list[Any]:
         try:
@@ -377,12 +378,7 @@ def _missing_experiments(
 
 
 def _read_failed(shown: str, error: BaseException) -> str:
-    text = _first_line(error)
+    text = describe(error)
     if "no such table" in text or "does not exist" in text:
         return f"{shown} is not an MLflow tracking store ({text})"
     return f"reading {shown} failed: {text}"
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
