@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from emstrack import StoreUnavailableError
-from emstrack._delivery.shipping import Pending, ship
+from emstrack._delivery.shipping import UnsentRecords, ship
 from emstrack._delivery.spool import ShipState, SpoolEntry, now_ms
 from helpers.servers import free_port
 
@@ -62,7 +62,7 @@ def entry(store):
 class TestGather:
     def test_pending_events_are_merged(self):
         """First param value wins, metrics add up, the last tag value wins, files keep order."""
-        pending = Pending.gather(
+        pending = UnsentRecords.gather(
             [
                 {"e": "params", "params": {"a": "1"}},
                 {"e": "params", "params": {"a": "2", "b": "3"}},

@@ -150,7 +150,7 @@ def shipper() -> BackgroundShipper:
     return _shipper
 
 
-def flush(timeout: float | None = None) -> bool:
+def wait_idle(timeout: float | None = None) -> bool:
     """Wait for background shipping; ``True`` when nothing is left queued or in flight."""
     if _shipper is None:
         return True

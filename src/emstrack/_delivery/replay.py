@@ -155,4 +155,4 @@ def flush(timeout: float | None = None) -> bool:
 
     Returns ``False`` if ``timeout`` seconds passed first. A no-op in synchronous mode.
     """
-    return _background.flush(timeout)
+    return _background.wait_idle(timeout)

@@ -18,7 +18,7 @@ from .store import PARENT_KEY_TAG, RUN_KEY_TAG, Store, get_store
 
 
 @dataclass(slots=True)
-class Pending:
+class UnsentRecords:
     """Events of an entry gathered for shipping."""
 
     params: dict[str, str] = field(default_factory=dict)
@@ -29,7 +29,7 @@ class Pending:
     end: Event | None = None
 
     @classmethod
-    def gather(cls, events: Iterable[Event]) -> Pending:
+    def gather(cls, events: Iterable[Event]) -> UnsentRecords:
         pending = cls()
         for event in events:
             kind = event["e"]
@@ -114,7 +114,7 @@ def ship(
             state.run_id = _open_run(store, entry, state, start, replay)
         if create_only:
             return False
-        pending = Pending.gather(event for event in events if event["e"] != "start")
+        pending = UnsentRecords.gather(event for event in events if event["e"] != "start")
         store.log_batch(
             state.run_id,
             list(pending.params.items()),

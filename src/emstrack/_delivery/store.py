@@ -1,4 +1,6 @@
-"""The only module that talks to MLflow: one tracking store, its limits, retries and outages.
+"""The one module that writes to MLflow: a tracking store, its limits, retries and outages.
+
+The read side (:mod:`emstrack.analysis`) and the UI server own their own access to MLflow.
 
 * The first creation of a SQLite store is serialised across processes with a file lock beside
   the database: MLflow's schema migrations race otherwise and can leave a database that no
