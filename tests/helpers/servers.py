@@ -206,10 +206,24 @@ EMSTRACK = Path(sys.executable).with_name("emstrack")
 
 
 def emstrack_cli(
-    *args: str, spool: Path, cwd: Path, timeout: float = 180, **extra_env: str
+    *args: str,
+    uri: str | None = None,
+    spool: Path | None = None,
+    cwd: Path | None = None,
+    timeout: float = 180,
+    **extra_env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``emstrack`` console script with ``spool`` as its spool."""
-    env = {**server_environment(), "EMSTRACK_SPOOL_DIR": str(spool), **extra_env}
+    """Run the installed ``emstrack`` console script in a clean environment.
+
+    ``uri`` becomes ``MLFLOW_TRACKING_URI`` and ``spool`` ``EMSTRACK_SPOOL_DIR`` (both unset
+    otherwise); ``extra_env`` is added last.
+    """
+    env = server_environment()
+    if uri is not None:
+        env["MLFLOW_TRACKING_URI"] = uri
+    if spool is not None:
+        env["EMSTRACK_SPOOL_DIR"] = str(spool)
+    env.update(extra_env)
     return subprocess.run(
         [str(EMSTRACK), *args],
         cwd=cwd,

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .spool import Event, ShipState, SpoolEntry
-from .store import PARENT_KEY_TAG, RUN_KEY_TAG, Store, get_store
+from .._tags import PARENT_KEY_TAG, RUN_KEY_TAG
+from .store import Store, get_store
 
 
 @dataclass(slots=True)

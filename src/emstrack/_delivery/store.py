@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from filelock import FileLock
 
 from .._errors import StoreUnavailableError, describe
+from .._tags import RUN_KEY_TAG
 from .._uris import redact_uri, sqlite_path
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ MAX_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 MAX_ENTITIES_PER_BATCH = 1000
 MAX_BATCH_BYTES = 900_000
-RUN_KEY_TAG = "emstrack.run_key"
-PARENT_KEY_TAG = "emstrack.parent_key"
 HTTP_MAX_RETRIES = 2
 HTTP_BACKOFF_FACTOR = 1
 HTTP_BACKOFF_JITTER = 0.5

@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 
 import pandas as pd
 
+from .._tags import BOOKKEEPING_TAGS
 from .._uris import sqlite_path
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
 
 KeyKind = Literal["params", "metrics", "tags"]
 SYSTEM_TAG_PREFIX = "mlflow."
-BOOKKEEPING_TAGS = ("emstrack.run_key", "emstrack.parent_key")
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 INFO_COLUMNS = (
