@@ -253,8 +253,14 @@ def _user_figures(figures: object) -> dict[str, Any] | str:
 
 
 def _output_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
-    for name in _NUMBERS:
-        frame[name] = frame[name].astype(float)
-    frame["optimization_feasible"] = frame["optimization_feasible"].astype(bool)
-    return frame
+    columns: dict[str, pd.Series] = {}
+    for name in OUTPUT_COLUMNS:
+        values = [row[name] for row in rows]
+        if name in _NUMBERS:
+            columns[name] = pd.Series(values, dtype=float)
+        elif name == "optimization_feasible":
+            columns[name] = pd.Series(values, dtype=bool)
+        else:
+            # Text columns stay objects with None where empty: JSON null when served.
+            columns[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(columns)
