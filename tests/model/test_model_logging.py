@@ -11,12 +11,12 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
-from helpers.models import assert_close
 
 import emstrack
 from emstrack.ems import load_household_data, optimize_building
 from emstrack.model import ModelConfig, log_optimization_model, save_optimization_model
 from emstrack.schemas import BatterySettings, OptimizationParams
+from helpers.models import assert_close
 
 R1, R3 = "DE_KN_residential1", "DE_KN_residential3"
 
@@ -160,6 +160,11 @@ def test_configuration_mistakes_are_named_before_anything_is_logged(store, kwarg
 
 def test_import_is_lazy():
     """`import emstrack.model` loads neither MLflow nor pandas."""
-    code = "import sys, emstrack.model; print(sorted(m for m in ('mlflow', 'pandas') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys, emstrack.model; "
+        "print(sorted(m for m in ('mlflow', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"

@@ -7,7 +7,6 @@ import math
 import mlflow
 import pandas as pd
 import pytest
-from helpers.models import assert_close, fresh_process
 
 import emstrack
 from emstrack.ems import optimize_building
@@ -19,6 +18,7 @@ from emstrack.model import (
     save_optimization_model,
 )
 from emstrack.schemas import BatterySettings, OptimizationMode, OptimizationParams
+from helpers.models import assert_close, fresh_process
 
 R1, R4 = "DE_KN_residential1", "DE_KN_residential4"
 FIGURES = ("predicted_cost", "savings_eur", "savings_pct")
@@ -145,7 +145,9 @@ def test_a_frame_without_a_required_column_is_one_error_naming_it(store, tmp_pat
     with pytest.raises(mlflow.exceptions.MlflowException, match=r"missing inputs \['n_days'\]"):
         loaded.predict(pd.DataFrame([{"building_id": R1}]))
     model = OptimizationModel(ModelConfig())
-    with pytest.raises(ModelInputError, match=r"missing the required column\(s\) \['building_id'\]"):
+    with pytest.raises(
+        ModelInputError, match=r"missing the required column\(s\) \['building_id'\]"
+    ):
         model.predict(None, pd.DataFrame([{"n_days": 1}]))
     with pytest.raises(ModelInputError, match="got str") as raised:
         model.predict(None, "DE_KN_residential1")  # type: ignore[arg-type]

@@ -6,12 +6,12 @@ import json
 import math
 
 import pytest
-from helpers.models import ModelServer, assert_close
-from helpers.servers import wait_until
 
 from emstrack.ems import optimize_building
 from emstrack.model import log_optimization_model
 from emstrack.schemas import OptimizationMode, OptimizationParams
+from helpers.models import ModelServer, assert_close
+from helpers.servers import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,8 @@ def test_served_model_answers_both_payloads_and_rejects_malformed_ones(store, tm
         assert [r["building_id"] for r in rows] == [R1, R4, "nowhere"]
         assert_close(rows[0]["predicted_cost"], _direct_cost(R1))
         assert_close(rows[1]["predicted_cost"], _direct_cost(R4, "self_consumption"))
-        assert rows[0]["error"] is None and rows[0]["optimization_feasible"] is True
+        assert rows[0]["error"] is None
+        assert rows[0]["optimization_feasible"] is True
         assert rows[2]["optimization_feasible"] is False
         assert math.isnan(rows[2]["predicted_cost"])
         assert "building_id: unknown building 'nowhere'" in rows[2]["error"]

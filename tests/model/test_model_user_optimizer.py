@@ -9,10 +9,10 @@ import textwrap
 from pathlib import Path
 
 import mlflow
-from helpers.models import fresh_process
 
 import emstrack
 from emstrack.model import log_optimization_model
+from helpers.models import fresh_process
 
 FLAT_RATE = textwrap.dedent(
     """

@@ -20,9 +20,9 @@ from emstrack.schemas import (
     TariffSettings,
 )
 
-_RUN_THRESHOLD_KWH: float = inspect.signature(optimize_building).parameters[
-    "run_threshold_kwh"
-].default
+_RUN_THRESHOLD_KWH: float = (
+    inspect.signature(optimize_building).parameters["run_threshold_kwh"].default
+)
 
 CONFIG_FILE = "model_config.json"
 """Name of the configuration artifact inside a saved model."""

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from emstrack.model._config import ModelConfig
@@ -107,8 +108,12 @@ def parse_row(values: Mapping[str, Any], config: ModelConfig) -> ModelRow | str:
     problems.extend(p for p in (battery, ev) if isinstance(p, str))
     if problems:
         return "; ".join(problems)
-    assert isinstance(building, str) and n_days is not None and start_day is not None
-    assert mode is not None and isinstance(battery, bool) and isinstance(ev, bool)
+    assert isinstance(building, str)
+    assert n_days is not None
+    assert start_day is not None
+    assert mode is not None
+    assert isinstance(battery, bool)
+    assert isinstance(ev, bool)
     return ModelRow(building, n_days, mode, battery, ev, start_day)
 
 
@@ -170,6 +175,6 @@ def _flag(value: object, field: str, default: bool) -> bool | str:
         return default
     if isinstance(value, bool):
         return value
-    if hasattr(value, "dtype") and getattr(value, "dtype", None) == bool:
+    if isinstance(value, np.bool_):
         return bool(value)
     return f"{field}: must be true or false, got {value!r}"

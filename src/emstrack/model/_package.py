@@ -12,7 +12,13 @@ import pandas as pd
 
 from emstrack._errors import ConfigurationError
 from emstrack.ems import HouseholdData, load_household_data, make_solver
-from emstrack.model._config import CONFIG_FILE, ConfigSource, ModelConfig, model_config, write_config
+from emstrack.model._config import (
+    CONFIG_FILE,
+    ConfigSource,
+    ModelConfig,
+    model_config,
+    write_config,
+)
 from emstrack.model._optimizers import package_optimizer
 from emstrack.model._pyfunc import CONFIG_ARTIFACT, DATA_ARTIFACT, OptimizationModel
 from emstrack.model._requirements import pinned_requirements

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 with warnings.catch_warnings():
     # MLflow 3.17 warns about its own ResponsesAgent types when mlflow.pyfunc is first imported.
     warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyType")
-    from mlflow.pyfunc import PythonModel, PythonModelContext
+    from mlflow.pyfunc.model import PythonModel, PythonModelContext
 
 from emstrack._errors import ConfigurationError
 from emstrack.ems import HouseholdData, load_household_data, optimize_building
@@ -183,9 +184,7 @@ class OptimizationModel(PythonModel):
             )
         return household
 
-    def _user_row(
-        self, row: ModelRow, optimizer: Optimizer, config: ModelConfig
-    ) -> dict[str, Any]:
+    def _user_row(self, row: ModelRow, optimizer: Optimizer, config: ModelConfig) -> dict[str, Any]:
         name = config.optimizer
         try:
             figures = optimizer(row.as_mapping(), config)
@@ -209,11 +208,10 @@ def optimize_options(config: ModelConfig) -> dict[str, Any]:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    columns = [str(c) for c in frame.columns]
-    return [
-        dict(zip(columns, values, strict=True))
-        for values in frame.astype(object).itertuples(index=False, name=None)
-    ]
+    """Rows as mappings of plain Python values (``tolist`` converts NumPy scalars)."""
+    names = [str(c) for c in frame.columns]
+    columns = [frame.iloc[:, position].tolist() for position in range(len(names))]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _failed(building: str | None, error: str) -> dict[str, Any]:
@@ -253,14 +251,14 @@ def _user_figures(figures: object) -> dict[str, Any] | str:
 
 
 def _output_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    columns: dict[str, pd.Series] = {}
+    columns: dict[str, Any] = {}
     for name in OUTPUT_COLUMNS:
         values = [row[name] for row in rows]
         if name in _NUMBERS:
-            columns[name] = pd.Series(values, dtype=float)
+            columns[name] = np.array(values, dtype=float)
         elif name == "optimization_feasible":
-            columns[name] = pd.Series(values, dtype=bool)
+            columns[name] = np.array(values, dtype=bool)
         else:
             # Text columns stay objects with None where empty: JSON null when served.
             columns[name] = pd.Series(values, dtype=object)
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)

@@ -11,9 +11,7 @@ from emstrack._version import __version__
 _BASE = ("mlflow", "cloudpickle", "numpy", "pandas", "pulp", "pydantic")
 
 
-def pinned_requirements(
-    *, solver: str, parquet: bool, extra: Iterable[str] = ()
-) -> list[str]:
+def pinned_requirements(*, solver: str, parquet: bool, extra: Iterable[str] = ()) -> list[str]:
     """``name==version`` for emstrack and what loading and predicting imports.
 
     Args:

@@ -25,7 +25,7 @@ def model_signature() -> ModelSignature:
             ColSpec("string", "mode", required=False),
             ColSpec("boolean", "battery_enabled", required=False),
             ColSpec("boolean", "ev_enabled", required=False),
-            ColSpec(AnyType(), "start_day", required=False),
+            ColSpec(AnyType(), "start_day", required=False),  # type: ignore[no-untyped-call]
         ]
     )
     outputs = Schema(
