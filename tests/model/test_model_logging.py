@@ -168,3 +168,26 @@ def test_import_is_lazy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_mlflow_fluent_state_and_tracking_uri_are_left_as_they_were(
+    store, tmp_path, template_database
+):
+    """A caller's own MLflow run stays active; a run on another store gets the model there."""
+    import os
+    import shutil
+
+    other = tmp_path / "other.db"
+    shutil.copyfile(template_database, other)
+    other_uri = f"sqlite:///{other}"
+    with mlflow.start_run(run_name="callers-own") as fluent:
+        with emstrack.tracked_run("elsewhere", tracking_uri=other_uri) as run:
+            info = log_optimization_model(name="elsewhere_model")
+        active = mlflow.active_run()
+        assert active is not None
+        assert active.info.run_id == fluent.info.run_id
+    assert mlflow.get_tracking_uri() == store.uri
+    assert os.environ["MLFLOW_TRACKING_URI"] == store.uri
+    there = mlflow.MlflowClient(tracking_uri=other_uri).get_run(run.run_id)
+    assert [o.model_id for o in there.outputs.model_outputs] == [info.model_id]
+    assert not store.client.get_run(fluent.info.run_id).outputs.model_outputs
