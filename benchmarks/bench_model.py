@@ -53,8 +53,10 @@ def bench_predict(model_path: Path, calls: int, warmup: int) -> dict[str, float]
     frame = pd.DataFrame([ROW])
     params = OptimizationParams(building_id=BUILDING)
     household = load_building(BUILDING)
+    no_solve = pd.DataFrame([{**ROW, "building_id": "nowhere"}])
     variants = {
         "predict": lambda: model.predict(frame),
+        "predict_no_solve": lambda: model.predict(no_solve),
         "direct": lambda: optimize_building(params),
         "direct_preloaded": lambda: optimize_building(params, data=household),
     }
@@ -168,6 +170,7 @@ def main() -> None:
         print(f"  optimize_building (data per call) {figures['direct']:8.2f}")
         print(f"  optimize_building (data loaded)   {figures['direct_preloaded']:8.2f}")
         print(f"  predict / direct                  {figures['predict'] / figures['direct']:8.2f}x")
+        print(f"  predict, invalid row (no solve)   {figures['predict_no_solve']:8.2f}")
         ratio = figures["predict"] / figures["direct_preloaded"]
         print(f"  predict / direct (data loaded)    {ratio:8.2f}x   (goal <= 1.10x)")
         if not args.no_serve:

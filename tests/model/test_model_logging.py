@@ -191,3 +191,21 @@ def test_mlflow_fluent_state_and_tracking_uri_are_left_as_they_were(
     there = mlflow.MlflowClient(tracking_uri=other_uri).get_run(run.run_id)
     assert [o.model_id for o in there.outputs.model_outputs] == [info.model_id]
     assert not store.client.get_run(fluent.info.run_id).outputs.model_outputs
+
+
+def test_public_names_are_sorted_resolvable_and_documented():
+    import inspect
+
+    import emstrack.model as package
+
+    def kind(name: str) -> tuple[int, str]:  # isort style: constants, classes, functions
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+    assert package.__all__ == sorted(package.__all__, key=kind)
+    assert set(dir(package)) == set(package.__all__)
+    for name in package.__all__:
+        value = getattr(package, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert inspect.getdoc(value), name
+    with pytest.raises(AttributeError, match="no_such_name"):
+        package.no_such_name  # noqa: B018
