@@ -209,3 +209,19 @@ def test_public_names_are_sorted_resolvable_and_documented():
             assert inspect.getdoc(value), name
     with pytest.raises(AttributeError, match="no_such_name"):
         package.no_such_name  # noqa: B018
+
+
+def test_a_run_that_has_not_reached_the_store_cannot_take_the_model(store, monkeypatch):
+    """Store down: the run is spooled, and logging a model into it is a clear TrackingError."""
+    from helpers.servers import free_port
+
+    monkeypatch.delenv("EMSTRACK_STRICT")
+    down = f"http://127.0.0.1:{free_port()}"
+    with (
+        pytest.warns(emstrack.EmstrackWarning, match="spool"),
+        emstrack.tracked_run("offline", tracking_uri=down) as run,
+        pytest.raises(emstrack.TrackingError, match="has not reached the store"),
+    ):
+        log_optimization_model()
+    assert run.run_id is None
+    assert store.runs() == []
