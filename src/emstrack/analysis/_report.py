@@ -23,7 +23,7 @@ import pandas as pd
 
 from .. import _html
 from .._version import __version__
-from ._errors import AnalysisError, NoRunsError
+from ._errors import AnalysisError, NoRunsError, listing
 
 __all__ = ["build_report", "write_report"]
 
@@ -113,10 +113,10 @@ def build_report(
         raise NoRunsError(f"no runs in {', '.join(repr(n) for n in names)} to report on")
     chosen = metric or _default_metric(frame)
     if f"metrics.{chosen}" not in frame.columns:
-        known = sorted(c[8:] for c in frame.columns if c.startswith("metrics."))
+        known = [c[8:] for c in frame.columns if c.startswith("metrics.")]
         raise analysis.MetricNotFoundError(
             f"no run of {', '.join(repr(n) for n in names)} logged metric {chosen!r}; "
-            f"metrics: {', '.join(known) or 'none'}"
+            f"{listing(known, 'metrics')}"
         )
     direction = analysis._direction_of(chosen, higher_is_better)
     keys = _keys(frame, by)
