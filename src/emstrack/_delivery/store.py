@@ -47,9 +47,7 @@ EXPERIMENT_TAGS = {
     # choosing the view (links name ?workflowType=machine_learning for that); kept as metadata.
     "mlflow.experimentKind": "custom_model_development",
     # Shown by the UI as the experiment's description (header and experiments list).
-    "mlflow.note.content": "EMS optimization runs tracked by emstrack: one run per pipeline "
-    "call (inputs as params, results as metrics, per-day figures as steps, plots and CSVs as "
-    "artifacts).",
+    "mlflow.note.content": "EMS optimization runs tracked by emstrack (one run per pipeline call).",
 }
 """Tags of experiments emstrack creates."""
 RUN_KEY_TAG = "emstrack.run_key"
