@@ -52,7 +52,8 @@ def test_report_command_errors_are_one_line(runs, tmp_path):
     result = _cli("report", "-e", "cli-report", "-m", "nope", "-o", "x.html", cwd=runs.root)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "Error: no run of 'cli-report' logged metric 'nope'; metrics: savings_pct, total_cost"
+        "Error: no run of 'cli-report' logged metric 'nope'; "
+        "known metrics: 'savings_pct', 'total_cost'"
     ]
     assert not (runs.root / "x.html").exists()
 

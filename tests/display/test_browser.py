@@ -96,14 +96,27 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def ui(demo):
-    """``emstrack ui`` on the demo's store: the URL it printed; stopped with SIGINT."""
+def opened(tmp_path_factory) -> tuple[Path, str]:
+    """A stand-in web browser for ``--open`` ($BROWSER): it writes the URL it was given."""
+    folder = tmp_path_factory.mktemp("browser-command")
+    record = folder / "opened.txt"
+    script = folder / "record_url.py"
+    script.write_text(
+        f"import sys\nopen({str(record)!r}, 'w').write(sys.argv[1])\n", encoding="utf-8"
+    )
+    return record, f"{sys.executable} {script} %s"
+
+
+@pytest.fixture(scope="module")
+def ui(demo, opened):
+    """``emstrack ui --open`` on the demo's store: the URL it printed; stopped with SIGINT."""
     folder, _ = demo
+    _, command = opened
     port = free_port()
     process = subprocess.Popen(
-        [*_emstrack(), "ui", "--port", str(port)],
+        [*_emstrack(), "ui", "--port", str(port), "--open"],
         cwd=folder,
-        env=_environment(),
+        env={**_environment(), "BROWSER": command},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -112,6 +125,8 @@ def ui(demo):
         assert process.stdout is not None
         first = process.stdout.readline()  # printed once the server answers (or ui exits)
         assert first.startswith("MLflow UI on "), first or process.stderr.read()
+        second = process.stdout.readline()  # printed after --open handed the URL over
+        assert second.startswith("(mlflow server pid "), second
         yield first.split()[-1], first, port
     finally:
         process.send_signal(signal.SIGINT)
@@ -150,6 +165,13 @@ def test_printed_url_shows_the_runs_table(ui, demo, page, screenshots):
     assert "Traces 0" not in body  # not the GenAI overview
     assert "9 matching runs" in body
     page.screenshot(path=str(screenshots / "ui-runs-pipeline-b.png"))
+
+
+def test_open_opens_the_printed_url(ui, opened):
+    """--open hands the printed URL to the web browser (here $BROWSER, which records it)."""
+    url, _, _ = ui
+    record, _ = opened
+    assert record.read_text(encoding="utf-8") == url
 
 
 def test_demo_url_shows_pipeline_a_runs(ui, demo, page, screenshots):

@@ -105,13 +105,10 @@ def ui_command(
         url = experiment_url(server.url, chosen.experiment_id if chosen else None)
         shown = f"experiment {chosen.name!r}" if chosen else "no experiments yet"
         click.echo(f"MLflow UI on {redact_uri(uri)} ({shown}): {url}")
-        click.echo(f"(mlflow server pid {server.process.pid}; Ctrl-C stops it)")
         write_ui_state(uri, server.url, os.getpid())
         if open_browser:
-            import webbrowser
-
-            if not webbrowser.open(url):
-                click.echo("warning: no web browser could be opened; open the URL above", err=True)
+            _open(url)
+        click.echo(f"(mlflow server pid {server.process.pid}; Ctrl-C stops it)")
         code = server.process.wait()
         raise click.ClickException(
             f"mlflow server exited with status {code}: {server.last_log_line()} "
@@ -129,6 +126,18 @@ def ui_command(
         if clean and server.log_path is not None:
             server.log_path.unlink(missing_ok=True)
     click.echo("stopped")
+
+
+def _open(url: str) -> None:
+    """Hand ``url`` to the user's web browser ($BROWSER or the platform's default)."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(url)
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        click.echo("warning: no web browser could be opened; open the URL above", err=True)
 
 
 COMMANDS: list[click.Command] = [ui_command]
