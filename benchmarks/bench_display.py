@@ -13,6 +13,7 @@ server) and ``Progress.step`` with and without a tqdm bar, and prints them side 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import tempfile
@@ -63,7 +64,10 @@ def main() -> None:
         steps = 500
         plain = _best(lambda: _steps(Progress(steps, lambda line: None, bar=False), steps), repeat)
         sink = io.StringIO()
-        bar = _best(lambda: _steps(Progress(steps, sink.write, bar=True, file=sink), steps), repeat)
+        with contextlib.redirect_stdout(sink):  # the bar prints each step's line above itself
+            bar = _best(
+                lambda: _steps(Progress(steps, sink.write, bar=True, file=sink), steps), repeat
+            )
 
     rows = [
         ("demo pipelines (21 runs, setup)", f"{demo_s:.1f} s"),
@@ -74,7 +78,8 @@ def main() -> None:
         ("Progress.step, tqdm bar", f"{bar / steps * 1e6:.1f} us"),
     ]
     width = max(len(name) for name, _ in rows)
-    print(f"best of {repeat} (display: of {max(repeat, 10)}), 2-core machine")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"best of {repeat} (display, choice: of {max(repeat, 10)}); load average {load:.1f}")
     for name, value in rows:
         print(f"{name:<{width}}  {value:>10}")
 
