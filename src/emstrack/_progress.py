@@ -8,6 +8,7 @@ lines, ``[ 3/15] <text>  (0.4 s)``, exactly as without a bar.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -110,13 +111,12 @@ def _make_bar(total: int | None, description: str, file: TextIO | None) -> Any:
     options: dict[str, Any] = {"total": total, "desc": description or None, "leave": False}
     if file is not None:
         options["file"] = file
-    try:
-        from tqdm.auto import tqdm
-
-        return tqdm(**options)
-    except ImportError:
-        # tqdm.auto picks the notebook bar in a kernel; without ipywidgets that raises, and the
-        # text bar works in a notebook too.
+    if _in_kernel() and importlib.util.find_spec("ipywidgets") is None:
+        # tqdm.auto's notebook widget needs ipywidgets (else it warns and falls back): the text
+        # bar renders in a notebook's output too.
         from tqdm.std import tqdm as text_tqdm
 
         return text_tqdm(**options)
+    from tqdm.auto import tqdm
+
+    return tqdm(**options)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from emstrack._progress import Progress, interactive, progress
 
 
@@ -44,3 +46,33 @@ def test_not_interactive_when_piped():
 
 def test_progress_iterates_unchanged():
     assert list(progress(range(4))) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_bar_in_a_jupyter_kernel(monkeypatch):
+    """In a real ipykernel the bar is drawn (stderr stream) and the lines still print (stdout)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "from emstrack._progress import Progress, interactive\n"
+            "print('interactive:', interactive())\n"
+            "with Progress(3, description='sweep') as steps:\n"
+            "    for index in range(3):\n"
+            "        steps.step(1, f'item {index}')\n"
+        )
+    ]
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
+    outputs = notebook.cells[0].outputs
+    stdout = "".join(o["text"] for o in outputs if o.get("name") == "stdout")
+    stderr = "".join(o["text"] for o in outputs if o.get("name") == "stderr")
+    assert "interactive: True" in stdout
+    assert [line.split("  (")[0] for line in stdout.splitlines()[1:]] == [
+        "[ 1/3] item 0",
+        "[ 2/3] item 1",
+        "[ 3/3] item 2",
+    ]
+    assert "sweep:" in stderr
+    assert "2/3" in stderr
