@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import shutil
 from html.parser import HTMLParser
 
 import pytest
@@ -57,28 +59,42 @@ def _page(text: str) -> _Page:
     return page
 
 
-@pytest.fixture
-def tracked(store, tmp_path):
-    """Pipeline A on one building and day (two scenarios), a hostile run name, a failed run."""
-    compare = tracked_optimization(
-        experiment="report-a",
-        run_name="{building_id}_{scenario}",
-        params=ems.scenario_inputs,
-        metrics=ems.ModeComparison.figures,
-        artifacts=["{output_dir}"],
-    )(ems.compare_modes)
-    for scenario in ("baseline", "battery_only"):
-        compare("DE_KN_residential1", scenario, n_days=1, output_dir=tmp_path / scenario)
-    with tracked_run(SCRIPT_NAME, experiment="report-a") as run:
-        run.log_params({"building_id": "DE_KN_residential3", "scenario": "battery_only"})
-        run.log_metrics({"savings_pct": 12.5, "total_cost": 3.25})
-    with (
-        pytest.raises(RuntimeError),
-        tracked_run("crashed", experiment="report-a") as failed,
-    ):
-        failed.log_params({"building_id": "DE_KN_residential3", "scenario": "baseline"})
-        raise RuntimeError("solver crashed")
-    return store
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory, template_database):
+    """Pipeline A on one building and day (two scenarios), a hostile run name, a failed run.
+
+    Built once for the module (real PuLP solves take a while), in a store of its own set up
+    like the suite's ``store`` fixture: a copy of the migrated template, strict mode.
+    """
+    root = tmp_path_factory.mktemp("report-store")
+    shutil.copyfile(template_database, root / "mlflow.db")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("EMSTRACK_", "MLFLOW_TRACKING", "MLFLOW_EXPERIMENT")):
+                patch.delenv(name)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        patch.setenv("EMSTRACK_SPOOL_DIR", str(root / "spool"))
+        patch.setenv("EMSTRACK_STRICT", "1")
+        patch.chdir(root)
+        compare = tracked_optimization(
+            experiment="report-a",
+            run_name="{building_id}_{scenario}",
+            params=ems.scenario_inputs,
+            metrics=ems.ModeComparison.figures,
+            artifacts=["{output_dir}"],
+        )(ems.compare_modes)
+        for scenario in ("baseline", "battery_only"):
+            compare("DE_KN_residential1", scenario, n_days=1, output_dir=root / scenario)
+        with tracked_run(SCRIPT_NAME, experiment="report-a") as run:
+            run.log_params({"building_id": "DE_KN_residential3", "scenario": "battery_only"})
+            run.log_metrics({"savings_pct": 12.5, "total_cost": 3.25})
+        with (
+            pytest.raises(RuntimeError),
+            tracked_run("crashed", experiment="report-a") as failed,
+        ):
+            failed.log_params({"building_id": "DE_KN_residential3", "scenario": "baseline"})
+            raise RuntimeError("solver crashed")
+        yield root
 
 
 def test_report_is_self_contained_and_escaped(tracked, tmp_path):
