@@ -307,7 +307,13 @@ class TestUi:
         try:
             deadline = time.monotonic() + 120
             first = _read_line(process, deadline)
-            assert first == f"MLflow UI on {cli_store.uri}: http://127.0.0.1:{port}\n"
+            from mlflow.tracking import MlflowClient
+
+            experiment = MlflowClient(cli_store.uri).get_experiment_by_name("cli").experiment_id
+            assert first == (
+                f"MLflow UI on {cli_store.uri} (experiment 'cli'): http://127.0.0.1:{port}"
+                f"/#/experiments/{experiment}/runs?workflowType=machine_learning\n"
+            )
             second = _read_line(process, deadline)
             assert second.startswith("(mlflow server pid ")
             server_pid = int(second.split()[3].rstrip(";"))

@@ -67,6 +67,29 @@ class TestDemo:
         assert "Traceback" not in result.stderr
         assert "EmstrackWarning" not in result.stderr
 
+    def test_last_line_gives_the_runs_view_url(self, demo, runs):
+        """The last line names the command and the URL of Pipeline A's runs table."""
+        _, result = demo
+        client, _ = runs
+        experiment = client.get_experiment_by_name(COMPARISON_EXPERIMENT)
+        url = (
+            f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs"
+            "?workflowType=machine_learning"
+        )
+        last = result.stdout.splitlines()[-1]
+        assert last == (
+            f"Browse them in the MLflow UI:  emstrack ui --experiment {COMPARISON_EXPERIMENT}"
+            f"   (then open {url})"
+        )
+
+    def test_experiments_carry_mlflow_conventions(self, runs):
+        """Experiments the demo created are marked as classic ML work and carry a description."""
+        client, _ = runs
+        for name in (COMPARISON_EXPERIMENT, LEARNING_EXPERIMENT):
+            tags = client.get_experiment_by_name(name).tags
+            assert tags["mlflow.experimentKind"] == "custom_model_development"
+            assert "emstrack" in tags["mlflow.note.content"]
+
     def test_store_lives_in_the_working_directory(self, demo):
         """The embedded default store is mlflow.db in the folder the demo ran in; no spool left."""
         folder, _ = demo

@@ -28,8 +28,20 @@ def demo(tracking_uri: str | None) -> None:
         f"{result.runs} runs in experiments {COMPARISON_EXPERIMENT!r} and "
         f"{LEARNING_EXPERIMENT!r}, {result.seconds:.1f} s."
     )
-    ui = "emstrack ui" if tracking_uri is None else f"emstrack ui --tracking-uri {uri}"
-    click.echo(f"Browse them in the MLflow UI:  {ui}   (then open http://127.0.0.1:5000)")
+    click.echo(f"Browse them in the MLflow UI:  {ui_hint(uri, explicit=tracking_uri is not None)}")
+
+
+def ui_hint(uri: str, *, explicit: bool) -> str:
+    """The ``emstrack ui`` command for Pipeline A's runs and the URL it prints."""
+    from .._ui_links import choose_experiment, experiment_url
+    from .demo_run import COMPARISON_EXPERIMENT
+
+    command = f"emstrack ui --experiment {COMPARISON_EXPERIMENT}"
+    if explicit:
+        command += f" --tracking-uri {uri}"
+    chosen = choose_experiment(uri, COMPARISON_EXPERIMENT)
+    url = experiment_url("http://127.0.0.1:5000", chosen.experiment_id if chosen else None)
+    return f"{command}   (then open {url})"
 
 
 COMMANDS: list[click.Command] = [demo]

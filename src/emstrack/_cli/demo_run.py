@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._progress import Progress
 from .._tracking.decorator import tracked_optimization
 from .._tracking.run import tracked_run
 
@@ -62,8 +63,8 @@ def run_demo(
     )
 
     total = len(buildings) * (len(ems.SCENARIOS) + 1)
-    progress = _Progress(total, echo)
-    with tempfile.TemporaryDirectory(prefix="emstrack-demo-") as scratch:
+    progress = Progress(total, echo, description="emstrack demo")
+    with progress, tempfile.TemporaryDirectory(prefix="emstrack-demo-") as scratch:
         output = Path(scratch)
         for building in buildings:
             for scenario in ems.SCENARIOS:
@@ -112,24 +113,6 @@ def run_demo(
 
 def _child(run_name: str, metrics: Callable[[Any], Any]) -> Callable[[F], F]:
     return tracked_optimization(run_name=run_name, metrics=metrics, artifacts=["{output_dir}"])
-
-
-class _Progress:
-    """One line per finished step: its position, what it did and how long it took."""
-
-    def __init__(self, total: int, echo: Callable[[str], None]) -> None:
-        self.total = total
-        self.echo = echo
-        self.done = 0
-        self.runs = 0
-        self._since = time.perf_counter()
-
-    def step(self, runs: int, text: str) -> None:
-        self.done += 1
-        self.runs += runs
-        now = time.perf_counter()
-        self.echo(f"[{self.done:2d}/{self.total}] {text}  ({now - self._since:.1f} s)")
-        self._since = now
 
 
 def comparison_table(tracking_uri: str) -> list[str]:

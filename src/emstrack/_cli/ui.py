@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from types import FrameType
 
@@ -37,6 +38,13 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     type=click.FloatRange(min=1),
     help="Seconds to wait for the server to answer.",
 )
+@click.option(
+    "--experiment",
+    "-e",
+    default=None,
+    help="Experiment whose runs the printed URL shows (default: the one with the latest run).",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the URL in a web browser.")
 @uri_option
 def ui_command(
     host: str,
@@ -44,19 +52,36 @@ def ui_command(
     workers: int,
     artifact_root: str | None,
     timeout: float,
+    experiment: str | None,
+    open_browser: bool,
     tracking_uri: str | None,
 ) -> None:
     """Open the MLflow UI on the store emstrack writes to; Ctrl-C stops it.
 
     Runs `mlflow server` with one worker and without MLflow's background job runner (enough
     for browsing runs; MLflow's defaults start a dozen processes) until Ctrl-C or SIGTERM,
-    then stops it and every process it started.
+    then stops it and every process it started. Prints the URL of an experiment's runs table
+    (MLflow's model-training view): the most recently used experiment, or --experiment.
     """
     from .. import _settings
+    from .._errors import describe
+    from .._ui_links import (
+        UnknownExperimentError,
+        choose_experiment,
+        clear_ui_state,
+        experiment_url,
+        write_ui_state,
+    )
     from .._uris import redact_uri, sqlite_path
     from .ui_server import ServerError, UiServer, is_loopback, port_in_use
 
     uri = _settings.tracking_uri(tracking_uri)
+    try:
+        chosen = choose_experiment(uri, experiment)
+    except UnknownExperimentError as error:
+        raise click.ClickException(
+            describe(error, with_type=False, whole=True, limit=None)
+        ) from None
     if not is_loopback(host):
         click.echo(
             f"warning: --host {host} makes the MLflow UI (and the runs' data) reachable from "
@@ -79,7 +104,12 @@ def ui_command(
         server.start()
         server.wait_ready(timeout)
         assert server.process is not None
-        click.echo(f"MLflow UI on {redact_uri(uri)}: {server.url}")
+        url = experiment_url(server.url, chosen.experiment_id if chosen else None)
+        shown = f"experiment {chosen.name!r}" if chosen else "no experiments yet"
+        click.echo(f"MLflow UI on {redact_uri(uri)} ({shown}): {url}")
+        write_ui_state(uri, server.url, os.getpid())
+        if open_browser:
+            _open(url)
         click.echo(f"(mlflow server pid {server.process.pid}; Ctrl-C stops it)")
         code = server.process.wait()
         raise click.ClickException(
@@ -91,12 +121,25 @@ def ui_command(
     except (KeyboardInterrupt, _Stop):
         clean = True
     finally:
+        clear_ui_state(uri, os.getpid())
         server.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if clean and server.log_path is not None:
             server.log_path.unlink(missing_ok=True)
     click.echo("stopped")
+
+
+def _open(url: str) -> None:
+    """Hand ``url`` to the user's web browser ($BROWSER or the platform's default)."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(url)
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        click.echo("warning: no web browser could be opened; open the URL above", err=True)
 
 
 COMMANDS: list[click.Command] = [ui_command]

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .spool import Event, ShipState, SpoolEntry
 from .._tags import PARENT_KEY_TAG, RUN_KEY_TAG
+from .spool import Event, ShipState, SpoolEntry
 from .store import Store, get_store
 
 

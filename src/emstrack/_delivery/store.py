@@ -45,6 +45,14 @@ MAX_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 MAX_ENTITIES_PER_BATCH = 1000
 MAX_BATCH_BYTES = 900_000
+EXPERIMENT_TAGS = {
+    # MLflow's own marker of classic (non-GenAI) experiments. MLflow 3.17's UI ignores it when
+    # choosing the view (links name ?workflowType=machine_learning for that); kept as metadata.
+    "mlflow.experimentKind": "custom_model_development",
+    # Shown by the UI as the experiment's description (header and experiments list).
+    "mlflow.note.content": "EMS optimization runs tracked by emstrack (one run per pipeline call).",
+}
+"""Tags of experiments emstrack creates."""
 HTTP_MAX_RETRIES = 2
 HTTP_BACKOFF_FACTOR = 1
 HTTP_BACKOFF_JITTER = 0.5
@@ -274,8 +282,11 @@ class Store:
             finally:
                 _in_store_call.reset(token)
 
-    def experiment_id(self, name: str) -> str:
-        """The id of experiment ``name``, created on first use."""
+    def experiment_id(self, name: str, tags: dict[str, str] | None = None) -> str:
+        """The id of experiment ``name``, created on first use with ``tags``.
+
+        ``tags`` default to :data:`EXPERIMENT_TAGS`; an existing experiment is left as it is.
+        """
         cached = self._experiment_ids.get(name)
         if cached is not None:
             return cached
@@ -283,7 +294,11 @@ class Store:
         experiment = self.call(client.get_experiment_by_name, name)
         if experiment is None:
             try:
-                experiment_id: str = self.call(client.create_experiment, name)
+                experiment_id: str = self.call(
+                    client.create_experiment,
+                    name,
+                    tags=dict(EXPERIMENT_TAGS if tags is None else tags),
+                )
             except Exception as error:
                 # Another process or thread created it first.
                 experiment = self.call(client.get_experiment_by_name, name)

@@ -146,6 +146,11 @@ class Run:
     def __repr__(self) -> str:
         return f"<emstrack.Run name={self.name!r} key={self.key} run_id={self.run_id}>"
 
+    def _repr_html_(self) -> str:
+        from .._display import run_html
+
+        return run_html(self)
+
     # ------------------------------------------------------------------ context manager
 
     def __enter__(self) -> Run:

@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from .. import _settings
 from . import _direction
 from ._errors import (
     AnalysisError,
@@ -104,6 +105,7 @@ __all__ = [
     "compare",
     "export",
     "metric_direction",
+    "report",
     "runs",
     "series",
 ]
@@ -427,3 +429,58 @@ def export_counted(
         tracking_uri=tracking_uri,
     )
     return write_frame(frame, target, kind), len(frame)
+
+
+def report(
+    experiments: Experiments,
+    path: str | Path = "report.html",
+    *,
+    metric: str | None = None,
+    by: str | Sequence[str] | None = None,
+    higher_is_better: bool | None = None,
+    filter: str | None = None,
+    title: str | None = None,
+    tracking_uri: str | None = None,
+) -> Path:
+    """Write a self-contained HTML report of experiments, for readers who never use MLflow.
+
+    One file, no server, no network, no scripts: inline CSS and the figures of
+    :mod:`emstrack.plots` as embedded PNG images. It explains what a run is, then shows the
+    best and worst run, the metric by the first two grouping keys (e.g. savings by building and
+    scenario), the :func:`compare` table, the best and worst five runs, the figures and every
+    run. All values read from the store are HTML-escaped.
+
+    Args:
+        experiments: Experiment name, or a list of names.
+        path: File to write (parent folders are created; written atomically).
+        metric: Metric compared throughout; default the first logged of ``savings_pct``,
+            ``savings_eur``, ``total_cost``, else the first metric whose direction its name tells.
+        by: Grouping keys as for :func:`compare`; default those of ``building_id``,
+            ``scenario`` (else ``optimization_mode``) that the runs logged.
+        higher_is_better: Direction of ``metric``; default: read from its name.
+        filter: MLflow search filter selecting the runs.
+        title: Heading of the report (default names the experiments).
+        tracking_uri: Store to read; default as for tracking.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ExperimentNotFoundError: An experiment does not exist.
+        NoRunsError: The experiments have no (matching) runs.
+        MetricNotFoundError: No run logged ``metric``.
+        DirectionUnknownError: The metric's name does not tell its direction and none was given.
+
+    """
+    from ._report import build_report, write_report
+
+    text = build_report(
+        experiment_names(experiments),
+        metric=metric,
+        by=by,
+        higher_is_better=higher_is_better,
+        filter=filter,
+        title=title,
+        tracking_uri=_settings.tracking_uri(tracking_uri),
+    )
+    return write_report(path, text)

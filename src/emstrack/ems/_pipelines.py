@@ -71,12 +71,17 @@ class LearnedScheduleSummary(ModeComparisonSummary):
 class _DayByDay:
     """What the day-by-day results share: a summary and one row of figures per day."""
 
+    params: OptimizationParams
     summary: ModeComparisonSummary
     daily: pd.DataFrame
 
     def figures(self) -> dict[str, object]:
         """The run's figures: summary fields, and ``daily`` with one row per day."""
         return {**dict(self.summary), "daily": self.daily}
+
+    def _repr_html_(self) -> str:
+        """The summary as a table (how Jupyter shows the result)."""
+        return _summary_html(self, self.params.building_id, self.summary.model_dump(mode="json"))
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,10 @@ class UsageLearning:
         """The learning figures, and ``updates`` with one row per training day."""
         return {**dict(self.metrics), "updates": self.updates}
 
+    def _repr_html_(self) -> str:
+        """The learning figures as a table (how Jupyter shows the result)."""
+        return _summary_html(self, self.building_id, self.metrics.model_dump(mode="json"))
+
     def likely_start_hours(
         self, min_probability: float = DEFAULT_MIN_PROBABILITY
     ) -> dict[str, tuple[int, ...]]:
@@ -188,6 +197,13 @@ class LearningOutcome:
 
     learning: UsageLearning
     scheduling: LearnedSchedule
+
+
+def _summary_html(result: object, building_id: str, figures: dict[str, object]) -> str:
+    from emstrack._html import key_value_table
+
+    shown = {k: v for k, v in figures.items() if not isinstance(v, dict | list)}
+    return key_value_table(f"{type(result).__name__} - {building_id}", shown)
 
 
 def scenario_params(building_id: str, scenario: str, n_days: int = 3) -> OptimizationParams:
