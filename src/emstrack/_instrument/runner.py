@@ -81,6 +81,7 @@ class ScriptRunner:
         self.args: dict[str, Any] = {}
         self.run: Any = None
         self.capture_dir: Path | None = None
+        self._files: dict[int, tuple[object, Path | None]] = {}
 
     # ------------------------------------------------------------------ set-up checks
 
@@ -213,19 +214,24 @@ class ScriptRunner:
                     self._try_patch(tracked, found, quiet_missing=False)
             elif target.path is not None:
                 for module in list(sys.modules.values()):
-                    if id(module) not in tracked.places and module_file(module) == target.path:
+                    if id(module) not in tracked.places and self._file(module) == target.path:
                         self._try_patch(tracked, module, quiet_missing=False)
+
+    def _file(self, module: object) -> Path | None:
+        key = id(module)
+        known = self._files.get(key)
+        if known is None or known[0] is not module:
+            known = self._files[key] = (module, module_file(module))
+        return known[1]
 
     def _try_patch(
         self, tracked: _Tracked, module: types.ModuleType, *, quiet_missing: bool
     ) -> None:
         target = tracked.target
         label = f"--track {target.text}"
-        namespace = module.__dict__
-        if quiet_missing:
-            head = namespace.get(target.attribute[0], None)
-            if head is None or not callable(head):
-                return  # not bound (yet): the script defines it later, or never
+        head = module.__dict__.get(target.attribute[0], None)
+        if head is None or (quiet_missing and not callable(head)):
+            return  # not bound (yet): defined by a later statement, or never
         try:
             owner = patching.owner_of(module, target.attribute, label)
             known = patching.instrumented(owner, target.name)
