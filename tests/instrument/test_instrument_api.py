@@ -154,7 +154,7 @@ def test_a_tracked_call_maps_the_tuple_positionally_and_describes_the_rest(modul
     target = f"{defining.__name__}:plan"
     emstrack.instrument(target, experiment="returns")
     try:
-        cost, devices, extra = importer.plan(4)
+        cost, devices, _ = importer.plan(4)
     finally:
         emstrack.uninstrument(target)
     assert cost == 2.0
@@ -215,7 +215,8 @@ def test_file_target_already_loaded_by_the_program_is_patched_in_place(tmp_path,
     helper = tmp_path / "02_steps.py"
     helper.write_text("def step(x):\n    return x + 1\n")
     spec = importlib.util.spec_from_file_location("steps_in_place", helper)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["steps_in_place"] = module
     spec.loader.exec_module(module)
