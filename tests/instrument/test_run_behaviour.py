@@ -4,8 +4,10 @@ sys.path[0], relative imports under -m, tracebacks; settings from pyproject.toml
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 
+import pytest
 from test_run_script import plain, tracked
 
 PROBE = '''
@@ -127,7 +129,8 @@ def test_an_exception_prints_the_same_traceback_and_fails_the_run(store):
     assert statuses == ["FAILED", "FINISHED"]
 
 
-def test_settings_come_from_pyproject_and_the_command_line_overrides(store):
+@pytest.mark.slow
+def test_settings_come_from_pyproject_and_the_command_line_overrides(store, template_database):
     """[tool.emstrack.run] tracks and names returns; -e on the command line wins."""
     write(
         store.root,
@@ -146,10 +149,22 @@ def test_settings_come_from_pyproject_and_the_command_line_overrides(store):
     assert got.stderr == b""  # quiet = true
     (child,) = [r for r in store.runs("from-file") if r.info.run_name == "solve"]
     assert child.data.metrics == {"cost": 1.5}
-    again = tracked(store, "-e", "from-cli", "--no-quiet", "--", str(script))
+    other = store.root / "other.db"
+    shutil.copyfile(template_database, other)
+    again = tracked(
+        store, "-e", "from-cli", "--no-quiet", "--tracking-uri", f"sqlite:///{other}",
+        "--", str(script),
+    )  # fmt: skip
     assert again.returncode == 0
     assert b"emstrack: run " in again.stderr
-    assert [r.info.run_name for r in store.runs("from-cli")].count("solve") == 1
+    assert store.runs("from-cli") == []
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{other}")
+    experiment = client.get_experiment_by_name("from-cli")
+    assert experiment is not None
+    names = [r.info.run_name for r in client.search_runs([experiment.experiment_id])]
+    assert sorted(names) == ["job.py", "solve"]
 
 
 def test_emstrack_toml_is_read_and_a_bad_key_is_one_error_line(store):
@@ -186,6 +201,7 @@ def test_bad_track_specs_stop_before_the_script_runs(store):
         assert message in line, line
 
 
+@pytest.mark.slow
 def test_capture_output_and_artifacts_are_logged_while_printing(store):
     """--capture-output keeps both streams (subprocess output too); --artifacts logs folders."""
     script = write(

@@ -121,6 +121,7 @@ def test_example_is_identical_and_tracked(store):
     assert len(children) == 4
 
 
+@pytest.mark.slow
 def test_unnamed_tuple_items_map_positionally_and_the_rest_is_described(store):
     """Without --returns: return_0 metric; the device list described in config.json."""
     got = tracked(

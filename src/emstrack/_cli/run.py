@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .options import friendly
+from .._errors import TrackingError
+from .options import friendly, one_line
 
 
 @click.command(
@@ -89,7 +90,10 @@ def run_command(
     runner = ScriptRunner(
         settings, arguments, as_module=as_module, command_line=["emstrack", *sys.argv[1:]]
     )
-    runner.execute()
+    try:
+        runner.execute()
+    except TrackingError as error:  # strict mode, before the script ran: the store is unusable
+        raise click.ClickException(one_line(error)) from None
 
 
 COMMANDS: list[click.Command] = [run_command]

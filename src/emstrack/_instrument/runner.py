@@ -24,18 +24,20 @@ import atexit
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import _settings
-from .._errors import ConfigurationError, TrackingError
+from .._errors import ConfigurationError, EmstrackWarning, TrackingError
 from . import patching, program
 from .api import wrapper_factory
 from .hooks import ModuleLoads, ParsedArguments
@@ -82,6 +84,7 @@ class ScriptRunner:
         self.run: Any = None
         self.capture_dir: Path | None = None
         self._files: dict[int, tuple[object, Path | None]] = {}
+        self.failures: list[str] = []
 
     # ------------------------------------------------------------------ set-up checks
 
@@ -137,6 +140,8 @@ class ScriptRunner:
             },
         )
         self.run.__enter__()
+        if self.settings.quiet:
+            warnings.filterwarnings("ignore", category=EmstrackWarning)
         outcome: BaseException | None = None
         arguments_hook = ParsedArguments(self._parsed)
         loads_hook = ModuleLoads(self._loaded)
@@ -189,7 +194,7 @@ class ScriptRunner:
             if tracked.problem is None:
                 self._try_patch(tracked, self.program.module, quiet_missing=True)
         if self.elsewhere:
-            self._instrument_loaded()
+            self._instrument_loaded(files=False)  # source files are reported by ModuleLoads
 
     def _loaded(self, module: types.ModuleType) -> None:
         if module is self.program.module:
@@ -203,7 +208,7 @@ class ScriptRunner:
             ):
                 self._try_patch(tracked, module, quiet_missing=False)
 
-    def _instrument_loaded(self) -> None:
+    def _instrument_loaded(self, *, files: bool = True) -> None:
         for tracked in self.elsewhere:
             target = tracked.target
             if tracked.problem is not None:
@@ -212,7 +217,7 @@ class ScriptRunner:
                 found = sys.modules.get(target.module)
                 if isinstance(found, types.ModuleType) and id(found) not in tracked.places:
                     self._try_patch(tracked, found, quiet_missing=False)
-            elif target.path is not None:
+            elif target.path is not None and files:
                 for module in list(sys.modules.values()):
                     if id(module) not in tracked.places and self._file(module) == target.path:
                         self._try_patch(tracked, module, quiet_missing=False)
@@ -250,7 +255,10 @@ class ScriptRunner:
         if not new:
             return
         self.args.update(new)
-        self.run.log_params({k: v for k, v in new.items() if param_cleanly(v)})
+        try:
+            self.run.log_params({k: v for k, v in new.items() if param_cleanly(v)})
+        except Exception as error:  # strict mode: reported at the end, never into the script
+            self.failures.append(f"logging the parsed arguments failed: {error}")
 
     def _wait_for_threads(self, outcome: BaseException | None) -> None:
         """Non-daemon threads end before the run does, as ``python`` waits for them at exit."""
@@ -270,51 +278,61 @@ class ScriptRunner:
     # ------------------------------------------------------------------ the end
 
     def _finish(self, outcome: BaseException | None, status: int) -> TrackingError | None:
-        run = self.run
+        """Log what the run gathered, end it; the first tracking failure (strict mode) returned."""
+        failures: list[TrackingError] = []
         try:
-            run.set_tags({"emstrack.exit_status": status})
-            run.log_config(
-                {
-                    "program": self.program.display,
-                    "argv": list(self.program.argv),
-                    "command": list(self.command_line),
-                    "args": self.args,
-                    "tracked": {t.target.text: _state(t) for t in self.tracked},
-                }
-            )
-            for folder in self.artifacts:
-                if folder.is_dir():
-                    run.log_artifacts(folder, _artifact_dir(folder, self.cwd))
-                else:
-                    self._say(f"--artifacts {folder}: no such folder after the run, not logged")
-            if self.capture_dir is not None:
-                for name in ("stdout.txt", "stderr.txt"):
-                    path = self.capture_dir / name
-                    if path.is_file():
-                        run.log_artifact(path, "output")
+            self._log_end(status)
         except TrackingError as error:
-            self._close(outcome)
-            return self._report_failure(error)
+            failures.append(error)
         try:
             self._close(outcome)
         except TrackingError as error:
-            return self._report_failure(error)
+            failures.append(error)
         finally:
             if self.capture_dir is not None:
-                import shutil
-
                 shutil.rmtree(self.capture_dir, ignore_errors=True)
+        if self.failures:
+            failures.append(TrackingError("; ".join(self.failures)))
+        for failure in failures:
+            if _settings.strict():
+                self._report_failure(failure)
+            else:
+                self._say(str(failure))
         for tracked in self.tracked:
             if tracked.problem is not None:
                 self._say(f"not tracked: {tracked.problem}")
             elif not tracked.calls_wrapped:
                 where = "__main__" if tracked.target.is_bare else "any loaded module"
                 self._say(f"--track {tracked.target.text}: never defined in {where}")
+        run = self.run
         self._say(
             f"run {run.run_id or run.key} {run.status} in experiment {run.experiment!r} "
             f"(exit status {status})"
         )
-        return None
+        return failures[0] if failures and _settings.strict() else None
+
+    def _log_end(self, status: int) -> None:
+        run = self.run
+        run.set_tags({"emstrack.exit_status": status})
+        run.log_config(
+            {
+                "program": self.program.display,
+                "argv": list(self.program.argv),
+                "command": list(self.command_line),
+                "args": self.args,
+                "tracked": {t.target.text: _state(t) for t in self.tracked},
+            }
+        )
+        for folder in self.artifacts:
+            if folder.is_dir():
+                run.log_artifacts(folder, _artifact_dir(folder, self.cwd))
+            else:
+                self._say(f"--artifacts {folder}: no such folder after the run, not logged")
+        if self.capture_dir is not None:
+            for name in ("stdout.txt", "stderr.txt"):
+                path = self.capture_dir / name
+                if path.is_file():
+                    run.log_artifact(path, "output")
 
     def _close(self, outcome: BaseException | None) -> None:
         run = self.run
