@@ -62,13 +62,13 @@ def run_command(
     as_module: bool,
     program: tuple[str, ...],
 ) -> None:
-    """Run an unmodified script (or ``-m`` module) as one parent run.
+    """Run an unmodified script (or -m module) as one parent run.
 
-    Each call of a ``--track``ed function becomes a child run (its arguments as params, its
-    return values and PuLP solves as metrics). The script's own output, exit status,
-    ``sys.argv``, ``__name__`` and ``sys.path[0]`` are those of a plain ``python`` run. Settings
-    can be committed in ``[tool.emstrack.run]`` of ``pyproject.toml`` (or ``[run]`` of
-    ``emstrack.toml``); options given here override them.
+    Each call of a --track'ed function becomes a child run (its arguments as params, its
+    return values and PuLP solves as metrics). The script's own output, exit status, sys.argv,
+    __name__ and sys.path[0] are those of a plain python run. Settings can be committed in
+    [tool.emstrack.run] of pyproject.toml (or [run] of emstrack.toml); options given here
+    override them.
     """
     from .._instrument import settings as run_settings
     from .._instrument.runner import ScriptRunner

@@ -43,7 +43,7 @@ from .api import wrapper_factory
 from .hooks import ModuleLoads, ParsedArguments
 from .settings import RunSettings
 from .targets import Target, module_file, parse_target
-from .values import param_cleanly
+from .values import clean_params
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 
@@ -199,7 +199,7 @@ class ScriptRunner:
     def _loaded(self, module: types.ModuleType) -> None:
         if module is self.program.module:
             return
-        file = module_file(module)
+        file = self._file(module) if any(t.target.path for t in self.elsewhere) else None
         for tracked in self.elsewhere:
             target = tracked.target
             if tracked.problem is None and (
@@ -256,7 +256,7 @@ class ScriptRunner:
             return
         self.args.update(new)
         try:
-            self.run.log_params({k: v for k, v in new.items() if param_cleanly(v)})
+            self.run.log_params(clean_params(new))
         except Exception as error:  # strict mode: reported at the end, never into the script
             self.failures.append(f"logging the parsed arguments failed: {error}")
 

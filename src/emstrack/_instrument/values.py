@@ -24,7 +24,7 @@ from typing import Any
 from .._errors import ConfigurationError
 
 _MAX_DEPTH = 8
-_MAX_LIST = 64
+_MAX_LIST = 16
 _FLOAT_LIMIT = 2**1023
 
 
@@ -52,13 +52,14 @@ def maps_cleanly(value: object, depth: int = 0) -> bool:
 def param_cleanly(value: object, depth: int = 0) -> bool:
     """Whether ``value`` is naturally a param.
 
-    A scalar, a short list of scalars, or a structure made only of those.
+    A scalar, a short list (at most 16) of scalars, or a structure made only of those. Arrays
+    and longer lists are data: they are described in ``config.json``, not logged as params.
     """
     if _is_scalar(value):
         return True
     value = _scalar(value)
     if type(value).__module__ == "numpy" and type(value).__name__ == "ndarray":
-        return bool(value.ndim == 1 and value.dtype.kind in "biufU" and len(value) <= _MAX_LIST)  # type: ignore[attr-defined, arg-type]
+        return False  # arrays are data, not settings: described in config.json
     if isinstance(value, list | tuple | set | frozenset) and not hasattr(value, "_asdict"):
         return len(value) <= _MAX_LIST and all(_is_scalar(item) for item in value)
     if depth >= _MAX_DEPTH:
@@ -67,6 +68,25 @@ def param_cleanly(value: object, depth: int = 0) -> bool:
     if children is not None:
         return all(param_cleanly(child, depth + 1) for child in children)
     return False
+
+
+def clean_params(values: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
+    """The parts of ``values`` that are naturally params.
+
+    A structure keeps its clean fields (``day.date``) and drops its data (``day.load_kwh``, an
+    array); everything stays described in ``config.json``.
+    """
+    kept: dict[str, Any] = {}
+    for name, value in values.items():
+        if param_cleanly(value):
+            kept[name] = value
+            continue
+        children = _named_children(value) if depth < _MAX_DEPTH else None
+        if children is not None:
+            part = clean_params(dict(children), depth + 1)
+            if part:
+                kept[name] = part
+    return kept
 
 
 def describe(value: object) -> str:
@@ -112,7 +132,7 @@ class Arguments:
         if run is not None and self.log_inputs:
             self.pending[run] = arguments
             run.log_config({"arguments": arguments})
-        return {name: value for name, value in arguments.items() if param_cleanly(value)}
+        return clean_params(arguments)
 
 
 class ReturnValues:
@@ -250,6 +270,7 @@ def _type_name(value: object) -> str:
 __all__ = [
     "Arguments",
     "ReturnValues",
+    "clean_params",
     "describe",
     "maps_cleanly",
     "param_cleanly",
