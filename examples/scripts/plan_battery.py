@@ -24,6 +24,7 @@ parser.add_argument("--mode", choices=("cost", "self_consumption"), default="cos
 parser.add_argument("--n_days", type=int, default=2)
 parser.add_argument("--capacity_kwh", type=float, default=5.0)
 parser.add_argument("--max_cost", type=float, default=None, help="exit 3 if a day costs more")
+parser.add_argument("--output_dir", default=None, help="write <building>_plan.csv there")
 args = parser.parse_args()
 
 _spec = importlib.util.spec_from_file_location("steps", Path(__file__).with_name("01_steps.py"))
@@ -65,14 +66,24 @@ def optimize_day(day, capacity_kwh, mode):
 
 def main():
     total = 0.0
+    rows = ["date,hour,battery_kwh,grid_kwh"]
     for day_index in range(args.n_days):
         day = steps.load_day(args.building, day_index)
         cost, devices = optimize_day(day, args.capacity_kwh, args.mode)
         total += cost
+        battery, grid = devices
+        rows += [
+            f"{day.date},{h},{b},{g}"
+            for h, (b, g) in enumerate(zip(battery.energy_kwh, grid.energy_kwh, strict=True))
+        ]
         print(f"{day.date}  cost {cost:8.3f} EUR  " + "  ".join(d.summary() for d in devices))
         if args.max_cost is not None and cost > args.max_cost:
             print(f"{day.date} costs {cost:.3f} EUR, more than --max_cost", file=sys.stderr)
             sys.exit(3)
+    if args.output_dir is not None:
+        output = Path(args.output_dir)
+        output.mkdir(parents=True, exist_ok=True)
+        (output / f"{args.building}_plan.csv").write_text("\n".join(rows) + "\n")
     print(f"{args.building} {args.mode}: {args.n_days} days, total {total:.3f} EUR")
 
 
