@@ -152,7 +152,7 @@ class ScriptRunner:
             program_.install()
             arguments_hook.install()
             loads_hook.install()
-            self._instrument_loaded()
+            self._guarded(self._instrument_loaded)
             try:
                 program_.execute(self._after_statement)
             except BaseException as error:
@@ -190,13 +190,26 @@ class ScriptRunner:
     # ------------------------------------------------------------------ hooks
 
     def _after_statement(self) -> None:
+        self._guarded(self._wrap_bound_names)
+
+    def _loaded(self, module: types.ModuleType) -> None:
+        self._guarded(self._wrap_in_loaded, module)
+
+    def _guarded(self, action: Callable[..., None], *args: Any) -> None:
+        """A hook runs inside the script's own statements and imports: it never raises there."""
+        try:
+            action(*args)
+        except Exception as error:
+            self.failures.append(f"instrumenting failed: {type(error).__name__}: {error}")
+
+    def _wrap_bound_names(self) -> None:
         for tracked in self.bare:
             if tracked.problem is None:
                 self._try_patch(tracked, self.program.module, quiet_missing=True)
         if self.elsewhere:
             self._instrument_loaded(files=False)  # source files are reported by ModuleLoads
 
-    def _loaded(self, module: types.ModuleType) -> None:
+    def _wrap_in_loaded(self, module: types.ModuleType) -> None:
         if module is self.program.module:
             return
         file = self._file(module) if any(t.target.path for t in self.elsewhere) else None
