@@ -24,6 +24,11 @@ class Point:
     pass
 
 
+class Shape:
+    def area(self, side: float) -> float:
+        return side * side
+
+
 def solve(size: int) -> dict[str, float]:
     return {"cost": size * 1.5}
 
@@ -42,6 +47,7 @@ print("main is me", sys.modules["__main__"].__dict__ is globals())
 print("pickles", type(pickle.loads(pickle.dumps(Point()))).__name__)
 print("solve", solve(args.size), solve.__name__)
 print("args", vars(args))
+print("area", Shape().area(2.0))
 '''
 
 
@@ -58,7 +64,10 @@ def test_the_script_sees_what_python_gives_it(store):
     args = ["--size", "3", "go", "--fast"]
     expected = plain(store, str(script), *args)
     assert expected.returncode == 0, expected.stderr
-    got = tracked(store, "-q", "-e", "probe", "--track", "solve", "--", str(script), *args)
+    got = tracked(
+        store, "-q", "-e", "probe", "--track", f"{script}:solve", "--track", "Shape.area",
+        "--", str(script), *args,
+    )  # fmt: skip
     assert got.returncode == 0, got.stderr.decode()
     assert got.stdout == expected.stdout
     assert got.stderr == expected.stderr
@@ -68,6 +77,10 @@ def test_the_script_sees_what_python_gives_it(store):
     assert parent.data.params == {"size": "3", "command": "go", "fast": "true"}
     solves = sorted(r.data.params["size"] for r in runs if r.info.run_name == "solve")
     assert solves == ["2", "3"]
+    (area,) = [r for r in runs if r.info.run_name == "area"]
+    assert area.data.params == {"side": "2"}
+    assert area.data.metrics == {"value": 4.0}
+    assert area.data.tags["mlflow.parentRunId"] == parent.info.run_id
 
 
 def test_dash_m_runs_a_module_with_relative_imports(store):
