@@ -8,7 +8,8 @@ import shutil
 import textwrap
 
 import pytest
-from test_run_script import plain, tracked
+
+from helpers.scripts import plain, tracked
 
 PROBE = '''
 """Probe docstring."""

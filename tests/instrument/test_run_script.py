@@ -4,8 +4,6 @@ call with mapped returns and solver metrics; exit status 3 -> FAILED; Ctrl-C -> 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,46 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers.scripts import emstrack_command, environment, plain, tracked
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "examples" / "scripts"
 EXAMPLE = SCRIPTS / "plan_battery.py"
 ARGS = ["--building", "DE_KN_residential1", "--mode", "cost", "--n_days", "2"]
-
-
-def emstrack_command() -> list[str]:
-    found = shutil.which("emstrack", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "emstrack"]
-
-
-def environment(store) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": store.uri,
-        "EMSTRACK_SPOOL_DIR": str(store.spool),
-        "EMSTRACK_STRICT": "1",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-
-
-def plain(store, *command: str, **kwargs) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, *command],
-        cwd=store.root,
-        env=environment(store),
-        capture_output=True,
-        timeout=300,
-        **kwargs,
-    )
-
-
-def tracked(store, *command: str, **kwargs) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [*emstrack_command(), "run", *command],
-        cwd=store.root,
-        env=environment(store),
-        capture_output=True,
-        timeout=300,
-        **kwargs,
-    )
 
 
 def children_of(store, parent, experiment):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import logging
 import os
 import shlex
 import shutil
@@ -46,6 +47,7 @@ from .targets import Target, module_file, parse_target
 from .values import clean_params
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_STORE_LOGGERS = ("mlflow.store.db.utils", "alembic.runtime.migration")
 
 
 @dataclass
@@ -139,9 +141,11 @@ class ScriptRunner:
                 "emstrack.cwd": str(self.cwd),
             },
         )
-        self.run.__enter__()
         if self.settings.quiet:
             warnings.filterwarnings("ignore", category=EmstrackWarning)
+            for name in _STORE_LOGGERS:  # "Creating initial MLflow database tables..."
+                logging.getLogger(name).setLevel(logging.WARNING)
+        self.run.__enter__()
         outcome: BaseException | None = None
         arguments_hook = ParsedArguments(self._parsed)
         loads_hook = ModuleLoads(self._loaded)
