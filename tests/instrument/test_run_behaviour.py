@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import runpy
 import sys
 from pathlib import Path
 
@@ -49,6 +50,8 @@ print("pickles", type(pickle.loads(pickle.dumps(Point()))).__name__)
 print("solve", solve(args.size), solve.__name__)
 print("args", vars(args))
 print("area", Shape().area(2.0))
+helpers = runpy.run_path(str(Path(__file__).with_name("02_helpers.py")))
+print("double", helpers["double"](4))
 '''
 
 
@@ -62,12 +65,13 @@ def write(folder, name, text):
 def test_the_script_sees_what_python_gives_it(store):
     """argv, __name__, __doc__, __file__, sys.path[0], __main__, pickling: all as with python."""
     script = write(store.root / "job", "probe.py", PROBE)
+    helper = write(store.root / "job", "02_helpers.py", "def double(x):\n    return x * 2\n")
     args = ["--size", "3", "go", "--fast"]
     expected = plain(store, str(script), *args)
     assert expected.returncode == 0, expected.stderr
     got = tracked(
         store, "-q", "-e", "probe", "--track", f"{script}:solve", "--track", "Shape.area",
-        "--", str(script), *args,
+        "--track", f"{helper}:double", "--", str(script), *args,
     )  # fmt: skip
     assert got.returncode == 0, got.stderr.decode()
     assert got.stdout == expected.stdout
@@ -82,6 +86,9 @@ def test_the_script_sees_what_python_gives_it(store):
     assert area.data.params == {"side": "2"}
     assert area.data.metrics == {"value": 4.0}
     assert area.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    (double,) = [r for r in runs if r.info.run_name == "double"]  # loaded with runpy.run_path
+    assert double.data.params == {"x": "4"}
+    assert double.data.metrics == {"value": 8.0}
 
 
 def test_dash_m_runs_a_module_with_relative_imports(store):

@@ -195,3 +195,23 @@ class TestProgram:
                 program.module("no_such_mod_q", [])
         finally:
             sys.path[:] = saved
+
+
+def test_path_runs_reports_the_namespace_and_is_removed(tmp_path):
+    """runpy.run_path is wrapped while installed; the original comes back by identity."""
+    import runpy
+
+    original = runpy.run_path
+    seen = []
+    hook = hooks.PathRuns(lambda path, namespace: seen.append((path, sorted(namespace))))
+    helper = tmp_path / "04_helper.py"
+    helper.write_text("def step():\n    return 1\n")
+    hook.install()
+    try:
+        namespace = runpy.run_path(str(helper))
+    finally:
+        hook.remove()
+    assert runpy.run_path is original
+    assert namespace["step"]() == 1
+    assert seen[0][0] == helper.resolve()
+    assert "step" in seen[0][1]

@@ -7,15 +7,20 @@
   ``spec.loader.exec_module(module)`` (``importlib.util.spec_from_file_location``), reported
   after its code ran, so a target in a module the script loads later is instrumented the
   moment it exists.
+- :class:`PathRuns`: the namespace ``runpy.run_path(file)`` returns, reported before the
+  script gets it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.machinery
+import os
+import runpy
 import threading
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 _MISSING: Any = object()
@@ -92,3 +97,34 @@ class ModuleLoads:
                 del cls.exec_module
         else:
             cls.exec_module = self.own  # type: ignore[method-assign]
+
+
+class PathRuns:
+    """Report ``(file, namespace)`` of every ``runpy.run_path`` call, before it returns."""
+
+    def __init__(self, report: Callable[[Path, dict[str, Any]], None]) -> None:
+        self.report = report
+        self.saved: Any = _MISSING
+
+    def install(self) -> None:
+        original = runpy.run_path
+        self.saved = original
+        hook = self
+
+        def run_path(path_name: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            namespace = original(path_name, *args, **kwargs)
+            try:
+                path = Path(os.path.realpath(os.fspath(path_name)))
+            except (TypeError, ValueError, OSError):
+                return namespace
+            hook.report(path, namespace)
+            return namespace
+
+        run_path.__doc__ = original.__doc__
+        run_path.__wrapped__ = original  # type: ignore[attr-defined]
+        runpy.run_path = run_path
+
+    def remove(self) -> None:
+        if self.saved is not _MISSING:
+            runpy.run_path = self.saved
+            self.saved = _MISSING

@@ -47,14 +47,27 @@ _lock = threading.RLock()
 
 def owner_of(module: types.ModuleType, attribute: tuple[str, ...], label: str) -> Any:
     """The object holding the last part of ``attribute`` (the module, or a class in it)."""
-    owner: Any = module
+    return owner_of_object(module, attribute, label, module.__name__)
+
+
+def owner_of_object(
+    root: Any, attribute: tuple[str, ...], label: str, root_name: str = "the namespace"
+) -> Any:
+    """Walk ``attribute[:-1]`` from ``root``."""
+    owner: Any = root
     for depth, part in enumerate(attribute[:-1]):
         try:
             owner = getattr(owner, part)
         except AttributeError:
-            where = ".".join((module.__name__, *attribute[:depth]))
+            where = ".".join((root_name, *attribute[:depth]))
             raise ConfigurationError(f"{label}: {where} has no attribute {part!r}") from None
     return owner
+
+
+def wrap(raw: Any, make_wrapper: Callable[[Any], Any], label: str) -> Any:
+    """The tracked wrapper of ``raw``, checked like :func:`patch` but patched nowhere."""
+    _check_callable(raw, getattr(raw, "__name__", "function"), label)
+    return make_wrapper(raw)
 
 
 def patch(owner: Any, name: str, make_wrapper: Callable[[Any], Any], label: str) -> Any:

@@ -41,7 +41,7 @@ from .. import _settings
 from .._errors import ConfigurationError, EmstrackWarning, TrackingError
 from . import patching, program
 from .api import wrapper_factory
-from .hooks import ModuleLoads, ParsedArguments
+from .hooks import ModuleLoads, ParsedArguments, PathRuns
 from .settings import RunSettings
 from .targets import Target, module_file, parse_target
 from .values import clean_params
@@ -149,6 +149,7 @@ class ScriptRunner:
         outcome: BaseException | None = None
         arguments_hook = ParsedArguments(self._parsed)
         loads_hook = ModuleLoads(self._loaded)
+        path_runs_hook = PathRuns(self._path_ran)
         tees: list[Any] = []
         try:
             if self.settings.capture_output:
@@ -156,6 +157,7 @@ class ScriptRunner:
             program_.install()
             arguments_hook.install()
             loads_hook.install()
+            path_runs_hook.install()
             self._guarded(self._instrument_loaded)
             try:
                 program_.execute(self._after_statement)
@@ -170,6 +172,7 @@ class ScriptRunner:
         except BaseException as error:  # emstrack's own set-up failed, or Ctrl-C in it
             outcome = outcome or error
         finally:
+            path_runs_hook.remove()
             loads_hook.remove()
             arguments_hook.remove()
             with contextlib.suppress(Exception):
@@ -198,6 +201,31 @@ class ScriptRunner:
 
     def _loaded(self, module: types.ModuleType) -> None:
         self._guarded(self._wrap_in_loaded, module)
+
+    def _path_ran(self, path: Path, namespace: dict[str, Any]) -> None:
+        self._guarded(self._wrap_in_namespace, path, namespace)
+
+    def _wrap_in_namespace(self, path: Path, namespace: dict[str, Any]) -> None:
+        """``runpy.run_path`` returns a plain dict: its entry is replaced, nothing to restore."""
+        for tracked in self.elsewhere:
+            target = tracked.target
+            if tracked.problem is not None or target.path != path:
+                continue
+            head = namespace.get(target.attribute[0])
+            if head is None:
+                continue
+            label = f"--track {target.text}"
+            try:
+                if len(target.attribute) == 1:
+                    namespace[target.name] = patching.wrap(head, tracked.make, label)
+                else:
+                    holder = types.SimpleNamespace(**{target.attribute[0]: head})
+                    owner = patching.owner_of_object(holder, target.attribute, label)
+                    patching.patch(owner, target.name, tracked.make, label)
+            except ConfigurationError as error:
+                tracked.problem = str(error)
+                continue
+            tracked.calls_wrapped += 1
 
     def _guarded(self, action: Callable[..., None], *args: Any) -> None:
         """A hook runs inside the script's own statements and imports: it never raises there."""
