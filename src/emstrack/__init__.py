@@ -19,6 +19,7 @@ if _typing.TYPE_CHECKING:
         StoreUnavailableError,
         TrackingError,
     )
+    from ._instrument.api import instrument, uninstrument
     from ._tracking.decorator import tracked_optimization
     from ._tracking.run import Run, active_run, tracked_run
 
@@ -35,11 +36,13 @@ __all__ = [
     "__version__",
     "active_run",
     "flush",
+    "instrument",
     "pending",
     "solver_metrics",
     "sync",
     "tracked_optimization",
     "tracked_run",
+    "uninstrument",
 ]
 
 _LAZY = {
@@ -54,11 +57,13 @@ _LAZY = {
     "TrackingError": "._errors",
     "active_run": "._tracking.run",
     "flush": "._delivery.replay",
+    "instrument": "._instrument.api",
     "pending": "._delivery.replay",
     "solver_metrics": "._capture.pulp",
     "sync": "._delivery.replay",
     "tracked_optimization": "._tracking.decorator",
     "tracked_run": "._tracking.run",
+    "uninstrument": "._instrument.api",
 }
 
 

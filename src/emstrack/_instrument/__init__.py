@@ -1,0 +1,1 @@
+"""Tracking attached from outside: ``instrument``/``uninstrument`` and ``emstrack run``."""
