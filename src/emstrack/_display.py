@@ -40,6 +40,7 @@ class Run(Protocol):
         """The MLflow run id, once the run reached the store."""
         ...
 
+
 __all__ = ["MAX_METRICS", "main_metrics", "run_html"]
 
 MAX_METRICS = 12

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
+from .._errors import describe
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -55,7 +57,6 @@ def friendly(function: F) -> F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .._errors import describe
         from ..analysis._errors import AnalysisError
 
         try:
@@ -66,6 +67,11 @@ def friendly(function: F) -> F:
             ) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_line(error: BaseException) -> str:
+    """The text of an ``Error:`` line: the whole message on one line, without the class name."""
+    return describe(error, with_type=False, whole=True, limit=None)
 
 
 def emit(frame: Any, as_csv: bool, as_json: bool, table: Callable[[], list[str]]) -> None:

@@ -64,7 +64,6 @@ def ui_command(
     (MLflow's model-training view): the most recently used experiment, or --experiment.
     """
     from .. import _settings
-    from .._errors import describe
     from .._ui_links import (
         UnknownExperimentError,
         choose_experiment,
@@ -79,9 +78,7 @@ def ui_command(
     try:
         chosen = choose_experiment(uri, experiment)
     except UnknownExperimentError as error:
-        raise click.ClickException(
-            describe(error, with_type=False, whole=True, limit=None)
-        ) from None
+        raise click.ClickException(one_line(error)) from None
     if not is_loopback(host):
         click.echo(
             f"warning: --host {host} makes the MLflow UI (and the runs' data) reachable from "
