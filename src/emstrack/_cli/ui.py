@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from .options import uri_option
+from .options import one_line, uri_option
 
 
 class _Stop(Exception):
