@@ -19,6 +19,7 @@ if _typing.TYPE_CHECKING:
         StoreUnavailableError,
         TrackingError,
     )
+    from ._sweep import SweepReport, sweep
     from ._tracking.decorator import tracked_optimization
     from ._tracking.run import Run, active_run, tracked_run
 
@@ -30,6 +31,7 @@ __all__ = [
     "Run",
     "SolverMetrics",
     "StoreUnavailableError",
+    "SweepReport",
     "SyncReport",
     "TrackingError",
     "__version__",
@@ -37,6 +39,7 @@ __all__ = [
     "flush",
     "pending",
     "solver_metrics",
+    "sweep",
     "sync",
     "tracked_optimization",
     "tracked_run",
@@ -50,12 +53,14 @@ _LAZY = {
     "Run": "._tracking.run",
     "SolverMetrics": "._capture.pulp",
     "StoreUnavailableError": "._errors",
+    "SweepReport": "._sweep",
     "SyncReport": "._delivery.replay",
     "TrackingError": "._errors",
     "active_run": "._tracking.run",
     "flush": "._delivery.replay",
     "pending": "._delivery.replay",
     "solver_metrics": "._capture.pulp",
+    "sweep": "._sweep",
     "sync": "._delivery.replay",
     "tracked_optimization": "._tracking.decorator",
     "tracked_run": "._tracking.run",
