@@ -27,9 +27,9 @@ import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import ConfigurationError
 
@@ -57,17 +57,9 @@ class SweepSpec(BaseModel):
 
     function: str = Field(pattern=_IMPORT_PATH)
     experiment: str | None = Field(default=None, min_length=1)
-    grid: dict[str, list[Any]] = Field(min_length=1)
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict)
     tracking: TrackingOptions = Field(default_factory=TrackingOptions)
-
-    @field_validator("grid")
-    @classmethod
-    def _non_empty_lists(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for name, values in grid.items():
-            if not values:
-                raise ValueError(f"{name!r} has no values; give it at least one")
-        return grid
 
     def scenarios(self) -> Iterator[dict[str, Any]]:
         """Every combination of the grid, with the fixed arguments, in file order."""
@@ -128,6 +120,10 @@ def _validate(document: dict[str, Any], where: str) -> SweepSpec:
             message = "unknown key"
         elif first["type"] == "string_pattern_mismatch":
             message = "must be an import path like 'package.module:name'"
+        elif first["type"] == "too_short":
+            message = "has no values; give at least one"
+        elif first["type"] == "list_type":
+            message = "must be a list of values"
         elif first["type"] == "missing":
             message = "is required"
         raise ConfigurationError(f"{where}: {key}: {message}") from None
