@@ -92,7 +92,7 @@ def sweep(
             return report
         stale = [run for planned in plan.to_run for run in planned.stale]
         report.superseded = supersede(client, [*plan.duplicates, *stale])
-    context = _context(spec, uri, name, executor, scheduler)
+    context = _context(spec, uri, name, exp_id, executor, scheduler)
     started = time.perf_counter()
     bar = Progress(len(plan.to_run), progress)
     try:
@@ -127,7 +127,12 @@ def _execute(
 
 
 def _context(
-    spec: SweepSpec, uri: str, experiment: str, executor: Executor, scheduler: str | None
+    spec: SweepSpec,
+    uri: str,
+    experiment: str,
+    exp_id: str | None,
+    executor: Executor,
+    scheduler: str | None,
 ) -> SweepContext:
     # Workers on this machine share its spool; remote Dask workers keep their own.
     local = executor == "local" or scheduler is None
@@ -135,6 +140,8 @@ def _context(
         function=spec.function,
         tracking_uri=uri,
         experiment=experiment,
+        experiment_id=exp_id,
+        check_finished=executor == "dask",
         sweep_id=uuid.uuid4().hex,
         params=spec.tracking.params,
         metrics=spec.tracking.metrics,

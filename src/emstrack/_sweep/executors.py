@@ -147,9 +147,10 @@ def run_dask(
             try:
                 outcome = future.result()
             except Exception as error:
-                yield lost(task, f"worker lost ({type(error).__name__}: {error})"[:500])
-            else:
-                yield outcome
+                outcome = lost(task, f"worker lost ({type(error).__name__}: {error})"[:500])
+            # Forget the result at once: Dask recomputes a held result whose worker dies.
+            future.release()
+            yield outcome
     finally:
         client.close()
         if cluster is not None:

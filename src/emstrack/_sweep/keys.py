@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 SCENARIO_KEY_TAG = "emstrack.scenario_key"
+SCENARIO_TAG = "emstrack.scenario"
+"""The scenario's arguments as canonical JSON (what its key is the hash of, with the function)."""
 SUPERSEDED_KEY_TAG = "emstrack.superseded_scenario_key"
 SWEEP_ID_TAG = "emstrack.sweep_id"
 KEY_LENGTH = 32
@@ -42,6 +44,13 @@ def canonical_json(function: str, arguments: Mapping[str, Any]) -> str:
     """The document a scenario key is the hash of."""
     document = {"function": function, "arguments": canonical(dict(arguments))}
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def canonical_arguments(arguments: Mapping[str, Any]) -> str:
+    """The arguments alone as canonical JSON (the ``emstrack.scenario`` tag)."""
+    return json.dumps(
+        canonical(dict(arguments)), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
 
 
 def scenario_key(function: str, arguments: Mapping[str, Any]) -> str:

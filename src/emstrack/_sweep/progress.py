@@ -27,7 +27,7 @@ class Progress:
 
     def update(self, outcome: Outcome) -> None:
         """Count one finished scenario."""
-        if outcome.status != "FINISHED":
+        if outcome.status == "FAILED":
             self.failed += 1
         if self._bar is not None:
             self._bar.set_postfix(failed=self.failed, refresh=False)
@@ -70,7 +70,12 @@ class SweepReport:
     @property
     def failed(self) -> list[Outcome]:
         """Scenarios of this sweep that raised or lost their worker."""
-        return [outcome for outcome in self.outcomes if outcome.status != "FINISHED"]
+        return [outcome for outcome in self.outcomes if outcome.status == "FAILED"]
+
+    @property
+    def found_finished(self) -> int:
+        """Scenarios a worker found FINISHED in the store when it got them (not run again)."""
+        return sum(outcome.status == "SKIPPED" for outcome in self.outcomes)
 
     @property
     def worker_seconds(self) -> float:
@@ -105,12 +110,15 @@ class SweepReport:
                 f"{self.failed_kept} failed not retried (--retry-failed)"
             )
         text = (
-            f"{len(self.outcomes)} run ({self.finished} finished, {len(self.failed)} failed), "
+            f"{len(self.outcomes) - self.found_finished} run ({self.finished} finished, "
+            f"{len(self.failed)} failed), "
             f"{self.skipped} skipped (finished before), {self.failed_kept} failed before and "
             f"not retried; wall time {self.wall_seconds:.1f} s, {self.rate:.2f} scenarios/s, "
             f"tracking {self.tracking_seconds:.2f} s of {self.worker_seconds:.1f} s in "
             f"scenarios ({100 * self.tracking_share:.1f} %); worker start-up "
             f"{self.startup_seconds:.1f} s"
         )
+        if self.found_finished:
+            text += f"; {self.found_finished} found finished by their worker"
         problems = [f"failed  {o.key}  {o.error}" for o in self.failed]
         return "\n".join([*problems, text])

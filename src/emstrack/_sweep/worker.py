@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .keys import SCENARIO_KEY_TAG, SWEEP_ID_TAG
+from .keys import SCENARIO_KEY_TAG, SCENARIO_TAG, SWEEP_ID_TAG, canonical_arguments
 
 CREDENTIAL_VARIABLES = (
     "MLFLOW_TRACKING_USERNAME",
@@ -42,7 +42,7 @@ SWITCH_VARIABLES = (
 )
 """emstrack's and MLflow's behaviour switches, passed to every worker."""
 
-Status = Literal["FINISHED", "FAILED"]
+Status = Literal["FINISHED", "FAILED", "SKIPPED"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,10 @@ class SweepContext:
     artifacts: tuple[str, ...] = ()
     log_inputs: bool = True
     log_model: Literal["lp", "mps"] | None = None
+    experiment_id: str | None = None
+    check_finished: bool = False
+    """Ask the store first and skip a scenario that FINISHED meanwhile (Dask may recompute a
+    task whose worker died after it finished)."""
     spool_dir: str | None = None
     """The driver's spool folder for workers on its machine; ``None``: the worker's own."""
     switches: Mapping[str, str] = field(default_factory=dict)
@@ -117,8 +121,17 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
     startup = warm_up(context.function, context.tracking_uri)
     clock: list[float] = []
     began = time.perf_counter()
+    if context.check_finished and _finished_in_store(context, task.key):
+        return Outcome(
+            task.index,
+            task.key,
+            "SKIPPED",
+            seconds=time.perf_counter() - began,
+            worker=worker,
+            startup_seconds=startup,
+        )
     try:
-        tracked = _tracked(context, task.key, clock)
+        tracked = _tracked(context, task.key, canonical_arguments(task.arguments), clock)
         tracked(**task.arguments)
         import emstrack
 
@@ -138,6 +151,22 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
         worker=worker,
         startup_seconds=startup,
     )
+
+
+def _finished_in_store(context: SweepContext, key: str) -> bool:
+    from mlflow.tracking import MlflowClient
+
+    if context.experiment_id is None:
+        return False
+    try:
+        found = MlflowClient(tracking_uri=context.tracking_uri).search_runs(
+            [context.experiment_id],
+            filter_string=f"tags.`{SCENARIO_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+            max_results=1,
+        )
+    except Exception:
+        return False  # the scenario's own run will meet (and report) the same problem
+    return bool(found)
 
 
 _warm: set[tuple[str, str]] = set()
@@ -168,7 +197,9 @@ def warm_up(function: str, tracking_uri: str) -> float:
     return time.perf_counter() - began
 
 
-def _tracked(context: SweepContext, key: str, clock: list[float]) -> Callable[..., Any]:
+def _tracked(
+    context: SweepContext, key: str, scenario: str, clock: list[float]
+) -> Callable[..., Any]:
     from .. import tracked_optimization
     from .spec import resolve
 
@@ -188,7 +219,12 @@ def _tracked(context: SweepContext, key: str, clock: list[float]) -> Callable[..
         params=resolve(context.params, "tracking.params") if context.params else None,
         metrics=resolve(context.metrics, "tracking.metrics") if context.metrics else None,
         run_name=context.run_name,
-        tags={**context.tags, SCENARIO_KEY_TAG: key, SWEEP_ID_TAG: context.sweep_id},
+        tags={
+            **context.tags,
+            SCENARIO_KEY_TAG: key,
+            SCENARIO_TAG: scenario,
+            SWEEP_ID_TAG: context.sweep_id,
+        },
         artifacts=context.artifacts,
         log_inputs=context.log_inputs,
         log_model=context.log_model,
