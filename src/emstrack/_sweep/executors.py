@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import multiprocessing
 import multiprocessing.connection
 from collections.abc import Iterator, Sequence
@@ -52,10 +54,8 @@ class _Worker:
         self.connection.send(task)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.connection.send(None)
-        except OSError:
-            pass
         self.process.join(timeout=30)
         if self.process.is_alive():
             self.process.kill()
@@ -117,7 +117,8 @@ def run_dask(
 ) -> Iterator[Outcome]:
     """Run ``tasks`` on a Dask cluster; yield each outcome when it arrives."""
     try:
-        from distributed import Client, LocalCluster, as_completed
+        # Typed as Any: distributed's own annotations are partial.
+        distributed: Any = importlib.import_module("distributed")
     except ImportError:
         from .._errors import ConfigurationError
 
@@ -126,23 +127,23 @@ def run_dask(
         ) from None
     cluster: Any = None
     if scheduler is None:
-        cluster = LocalCluster(
+        cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             silence_logs=40,
         )
-        client = Client(cluster)
+        client = distributed.Client(cluster)
     else:
-        client = Client(scheduler)
+        client = distributed.Client(scheduler)
     try:
         shared = client.scatter(context, broadcast=True, hash=False)
         futures = {
             client.submit(run_scenario, shared, task, pure=False, key=f"scenario-{task.key}"): task
             for task in tasks
         }
-        for future in as_completed(futures):
+        for future in distributed.as_completed(futures):
             task = futures[future]
             try:
                 outcome = future.result()
