@@ -99,6 +99,8 @@ def test_a_killed_worker_costs_its_scenario_only_and_a_rerun_completes_it(
     assert sorted(run.info.status for run in runs) == ["FINISHED"] * 3 + ["RUNNING"]
     assert len(store.spooled()) == 1  # type: ignore[attr-defined]  (the dead worker's run)
 
+    dry = emstrack.sweep(spec, dry_run=True, progress=False)
+    assert [line.split()[2] for line in dry.lines] == ["interrupted", *["finished"] * 3]
     rerun = emstrack.sweep(spec, workers=1, progress=False)
     assert (len(rerun.outcomes), rerun.finished, rerun.skipped) == (1, 1, 3)
     runs = store.runs("sw-kill")  # type: ignore[attr-defined]
@@ -109,8 +111,6 @@ def test_a_killed_worker_costs_its_scenario_only_and_a_rerun_completes_it(
     assert [(run.info.status, run.data.tags["emstrack.incomplete"]) for run in orphan] == [
         ("KILLED", "true")
     ]
-    # The dead worker's spool entry replays into the superseded run, not into a new one.
-    synced = emstrack.sync()
-    assert (len(synced.sent), len(synced.failed)) == (1, 0)
-    assert len(store.runs("sw-kill")) == 5  # type: ignore[attr-defined]
-    assert keys_by_status(store.runs("sw-kill"))["FINISHED"] == by_status["FINISHED"]  # type: ignore[attr-defined]
+    # The dead worker's spool entry was replayed first (closed KILLED, incomplete), not lost.
+    assert rerun.synced == 1
+    assert store.spooled() == []  # type: ignore[attr-defined]

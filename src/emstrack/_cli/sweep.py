@@ -39,6 +39,12 @@ from .options import friendly, one_line, uri_option
     "--dry-run", is_flag=True, help="List what would run and what is skipped; run nothing."
 )
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@click.option(
+    "--sync/--no-sync",
+    "sync_first",
+    default=True,
+    help="Replay this machine's spool (emstrack sync) before planning (default: yes).",
+)
 @uri_option
 @friendly
 def sweep_command(
@@ -50,6 +56,7 @@ def sweep_command(
     retry_failed: bool,
     dry_run: bool,
     progress: bool,
+    sync_first: bool,
     tracking_uri: str | None,
 ) -> None:
     """Run every scenario of GRID that has not finished in the store yet.
@@ -73,6 +80,7 @@ def sweep_command(
             retry_failed=retry_failed,
             dry_run=dry_run,
             progress=progress,
+            sync_first=sync_first,
         )
     except EmstrackError as error:
         raise click.ClickException(one_line(error)) from None

@@ -41,6 +41,7 @@ def sweep(
     retry_failed: bool = False,
     dry_run: bool = False,
     progress: bool = True,
+    sync_first: bool = True,
 ) -> SweepReport:
     """Run every scenario of a grid that has not finished yet, each as one tracked run.
 
@@ -56,6 +57,7 @@ def sweep(
         retry_failed: Also run scenarios whose runs all FAILED or were KILLED.
         dry_run: Only plan; ``report.lines`` lists what would run and what is skipped.
         progress: Show a progress bar on stderr.
+        sync_first: Replay this machine's spool (``emstrack sync``) before planning.
 
     Returns:
         A :class:`SweepReport`; a scenario that raised is FAILED in it, and in the store.
@@ -79,6 +81,14 @@ def sweep(
         for index, arguments in enumerate(spec.scenarios())
     ]
     report = SweepReport(experiment=name, tracking_uri=redact_uri(uri), dry_run=dry_run)
+    if sync_first and not dry_run:
+        # Runs kept in this machine's spool (an outage, a dead worker) reach the store first,
+        # so that planning sees them and no scenario runs twice.
+        from .. import sync
+
+        synced = sync()
+        report.synced = len(synced.sent)
+        report.unsynced = len(synced.failed)
     with _store_calls(uri):
         client = open_client(uri)
         exp_id = experiment_id(client, name, create=not dry_run)

@@ -4,8 +4,8 @@ Per scenario key, the store's runs decide:
 
 * a FINISHED run: skipped (other runs with the key are superseded, so one run holds it);
 * only FAILED or KILLED runs: skipped, unless ``retry_failed``;
-* a RUNNING run and nothing finished: the scenario was interrupted (its worker died, or its
-  process has not shipped its end yet) and runs again;
+* a RUNNING run, or one KILLED with ``emstrack.incomplete=true`` (``emstrack sync`` closed it
+  after its process died), and nothing finished: the scenario was interrupted and runs again;
 * no run: runs.
 
 A run that a new attempt replaces is *superseded*: its ``emstrack.scenario_key`` tag moves to
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 SEARCH_PAGE = 50_000
+INCOMPLETE_TAG = "emstrack.incomplete"
 Reason = Literal["new", "interrupted", "retry"]
 
 
@@ -40,6 +41,13 @@ class StoredRun:
     key: str
     status: str
     start_time: int
+    incomplete: bool = False
+    """Closed by ``emstrack sync`` after its process died (``emstrack.incomplete``)."""
+
+    @property
+    def interrupted(self) -> bool:
+        """Still RUNNING, or KILLED because its process died (not by the user)."""
+        return self.status in ("RUNNING", "SCHEDULED") or self.incomplete
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,13 @@ def stored_runs(client: MlflowClient, experiment: str | None) -> list[StoredRun]
             key = run.data.tags.get(SCENARIO_KEY_TAG)
             if key:
                 found.append(
-                    StoredRun(run.info.run_id, key, run.info.status, int(run.info.start_time or 0))
+                    StoredRun(
+                        run.info.run_id,
+                        key,
+                        run.info.status,
+                        int(run.info.start_time or 0),
+                        run.data.tags.get(INCOMPLETE_TAG) == "true",
+                    )
                 )
         token = page.token
         if not token:
@@ -144,7 +158,7 @@ def make_plan(
             plan.duplicates.extend(run for run in runs if run is not finished[0])
         elif not runs:
             plan.to_run.append(Planned(task, "new"))
-        elif any(run.status in ("RUNNING", "SCHEDULED") for run in runs):
+        elif any(run.interrupted for run in runs):
             plan.to_run.append(Planned(task, "interrupted", tuple(runs)))
         elif retry_failed:
             plan.to_run.append(Planned(task, "retry", tuple(runs)))
@@ -160,7 +174,7 @@ def supersede(client: MlflowClient, runs: Iterable[StoredRun]) -> int:
         client.set_tag(run.run_id, SUPERSEDED_KEY_TAG, run.key)
         client.delete_tag(run.run_id, SCENARIO_KEY_TAG)
         if run.status in ("RUNNING", "SCHEDULED"):
-            client.set_tag(run.run_id, "emstrack.incomplete", "true")
+            client.set_tag(run.run_id, INCOMPLETE_TAG, "true")
             client.set_terminated(run.run_id, "KILLED")
         count += 1
     return count

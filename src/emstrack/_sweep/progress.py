@@ -56,6 +56,10 @@ class SweepReport:
     """Grid combinations repeating an earlier one."""
     superseded: int = 0
     """Earlier attempts whose scenario key moved aside."""
+    synced: int = 0
+    """Runs replayed from this machine's spool before planning."""
+    unsynced: int = 0
+    """Runs of the spool that could not be replayed (still there)."""
     outcomes: list[Outcome] = field(default_factory=list)
     wall_seconds: float = 0.0
     dry_run: bool = False
@@ -118,6 +122,10 @@ class SweepReport:
             f"scenarios ({100 * self.tracking_share:.1f} %); worker start-up "
             f"{self.startup_seconds:.1f} s"
         )
+        if self.synced or self.unsynced:
+            text += f"; {self.synced} run(s) synced from the spool first"
+            if self.unsynced:
+                text += f", {self.unsynced} could not be (see `emstrack status`)"
         if self.found_finished:
             text += f"; {self.found_finished} found finished by their worker"
         problems = [f"failed  {o.key}  {o.error}" for o in self.failed]
