@@ -68,7 +68,8 @@ def main() -> None:
     print()
     print(f"load average now: {os.getloadavg()[0]:.1f} (2 cores, shared with other jobs)")
     print(
-        f"{'executor':<10} {'scenarios':>9} {'failed':>6} {'wall s':>7} {'per s':>6} {'speed-up':>8} "
+        f"{'executor':<10} {'scenarios':>9} {'failed':>6} {'wall s':>7} {'per s':>6} "
+        f"{'speed-up':>8} "
         f"{'function s':>10} {'tracking s':>10} {'tracking %':>10} {'start-up s':>10}"
     )
     for label, report in rows:
