@@ -50,11 +50,9 @@ METRICS = [
 ]  # fmt: skip
 GOAL_S = 1.5
 GOAL_RSS_MB = 1024
+BY = "['building_id', 'optimization_mode']"
 CALLS = {
-    "compare": (
-        "analysis.compare(E, 'total_cost', by=['building_id', 'optimization_mode'], "
-        "tracking_uri=U)"
-    ),
+    "compare": f"analysis.compare(E, 'total_cost', by={BY}, tracking_uri=U)",
     "best_run": "analysis.best_run(E, 'total_cost', tracking_uri=U)",
     "runs": "analysis.runs(E, tracking_uri=U)",
 }
