@@ -240,11 +240,9 @@ def main() -> None:
                 )
                 for name, figures in measure(uri).items():
                     assert figures["rows"] > 0
-                    table.append((backend, size, name, figures["s"], figures["rss_mb"]))
-                    print(
-                        f"  {name:<9} {figures['s']:7.3f} s  {figures['rss_mb']:7.0f} MB",
-                        flush=True,
-                    )
+                    row = (backend, size, name, figures["s"], figures["cpu"], figures["rss_mb"])
+                    table.append(row)
+                    print(f"  {name:<9} {row[3]:7.3f} s {row[4]:7.3f} s CPU {row[5]:6.0f} MB")
         finally:
             if cluster is not None:
                 cluster.stop()
