@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import friendly, one_line, uri_option
+from .options import friendly, one_line
 
 
 @click.command("sweep")
@@ -45,7 +45,11 @@ from .options import friendly, one_line, uri_option
     default=True,
     help="Replay this machine's spool (emstrack sync) before planning (default: yes).",
 )
-@uri_option
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="Store to write to and plan against (default: MLFLOW_TRACKING_URI, else ./mlflow.db).",
+)
 @friendly
 def sweep_command(
     grid: Path,
@@ -61,8 +65,9 @@ def sweep_command(
 ) -> None:
     """Run every scenario of GRID that has not finished in the store yet.
 
-    Scenarios already FINISHED are skipped; interrupted ones (RUNNING, e.g. a killed worker) run
-    again; FAILED and KILLED ones only with --retry-failed. Exit status 1 if a scenario failed.
+    Scenarios already FINISHED are skipped; interrupted ones (RUNNING, or KILLED because their
+    process died) run again; FAILED ones and ones KILLED by the user only with --retry-failed.
+    Exit status 1 if a scenario failed.
     """
     from .._errors import EmstrackError
     from .._sweep import sweep
