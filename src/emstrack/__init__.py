@@ -20,6 +20,7 @@ if _typing.TYPE_CHECKING:
         TrackingError,
     )
     from ._instrument.api import instrument, uninstrument
+    from ._sweep import SweepReport, sweep
     from ._tracking.decorator import tracked_optimization
     from ._tracking.run import Run, active_run, tracked_run
 
@@ -31,6 +32,7 @@ __all__ = [
     "Run",
     "SolverMetrics",
     "StoreUnavailableError",
+    "SweepReport",
     "SyncReport",
     "TrackingError",
     "__version__",
@@ -39,6 +41,7 @@ __all__ = [
     "instrument",
     "pending",
     "solver_metrics",
+    "sweep",
     "sync",
     "tracked_optimization",
     "tracked_run",
@@ -53,6 +56,7 @@ _LAZY = {
     "Run": "._tracking.run",
     "SolverMetrics": "._capture.pulp",
     "StoreUnavailableError": "._errors",
+    "SweepReport": "._sweep",
     "SyncReport": "._delivery.replay",
     "TrackingError": "._errors",
     "active_run": "._tracking.run",
@@ -60,6 +64,7 @@ _LAZY = {
     "instrument": "._instrument.api",
     "pending": "._delivery.replay",
     "solver_metrics": "._capture.pulp",
+    "sweep": "._sweep",
     "sync": "._delivery.replay",
     "tracked_optimization": "._tracking.decorator",
     "tracked_run": "._tracking.run",

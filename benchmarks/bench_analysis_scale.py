@@ -1,0 +1,263 @@
+"""``compare``, ``best_run`` and ``runs`` on 1k, 10k and 100k runs, on SQLite and PostgreSQL.
+
+Usage::
+
+    python benchmarks/bench_analysis_scale.py [--sizes 1000 10000 100000] \
+        [--backends sqlite postgresql]
+
+**The stores are synthetic, built with bulk SQL.** Writing 100,000 runs through MLflow would take
+hours here, so each store gets one experiment and 20 real *seed* runs written by
+``MlflowClient`` (5 params, 15 metrics, the tags emstrack writes), which MLflow's own code
+lays out in its tables; those rows are then copied in bulk (``executemany`` on SQLite, ``COPY``
+on PostgreSQL) under fresh run ids until the store holds the wanted number of runs, with every
+metric value scaled by a random factor so that groups and best runs differ. Each copy has
+every row MLflow writes for a run: ``runs``, ``params``, ``tags``, ``metrics`` and
+``latest_metrics``.
+
+PostgreSQL is a throwaway cluster started for the benchmark (``tests/helpers/postgres.py``: as
+root, ``initdb`` and ``pg_ctl`` run as the ``postgres`` user). Every call is timed in a fresh
+process, after a warm-up call in that process: wall time, CPU time of the process (what the
+call costs when the machine is not shared; the C library's and the database server's work
+outside the process is not in it) and peak RSS of the process (``ru_maxrss``, imports
+included). Goal at 100k runs: each call <= 1.5 s and <= 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+EXPERIMENT = "bench-scale"
+SEEDS = 20
+BUILDINGS = [f"DE_KN_residential{i}" for i in range(1, 7)]
+MODES = ["cost", "self_consumption"]
+METRICS = [
+    "total_cost", "savings_eur", "savings_pct", "cost_per_kwh", "baseline_cost",
+    "optimization_time_seconds", "variables_count", "constraints_count",
+    "total_consumption_kwh", "battery_cycles", "ev_charging_kwh", "self_consumption_pct",
+    "peak_import_kw", "convergence_achieved", "constraint_violations",
+]  # fmt: skip
+GOAL_S = 1.5
+GOAL_RSS_MB = 1024
+BY = "['building_id', 'optimization_mode']"
+CALLS = {
+    "compare": f"analysis.compare(E, 'total_cost', by={BY}, tracking_uri=U)",
+    "best_run": "analysis.best_run(E, 'total_cost', tracking_uri=U)",
+    "runs": "analysis.runs(E, tracking_uri=U)",
+}
+CHILD = """
+import json, resource, sys, time
+from emstrack import analysis
+E, U = sys.argv[1], sys.argv[2]
+result = {CALL}
+began, cpu = time.perf_counter(), time.process_time()
+result = {CALL}
+took, cpu = time.perf_counter() - began, time.process_time() - cpu
+print(json.dumps({{"s": took, "cpu": cpu, "rows": len(result),
+                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def seed(uri: str) -> None:
+    """The seed runs, written by MLflow itself."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment(EXPERIMENT)
+    rng = random.Random(7)
+    now = int(time.time() * 1000)
+    for index in range(SEEDS):
+        run = client.create_run(
+            experiment, start_time=now + index, run_name=f"seed-{index}",
+            tags={"emstrack.version": "bench", "emstrack.run_key": uuid.uuid4().hex},
+        )  # fmt: skip
+        params = {
+            "building_id": BUILDINGS[index % len(BUILDINGS)],
+            "optimization_mode": MODES[index % len(MODES)],
+            "battery_enabled": str(index % 3 != 0).lower(),
+            "n_days": str(1 + index % 7),
+            "battery.capacity_kwh": str([5.0, 10.0, 13.5][index % 3]),
+        }
+        metrics = [Metric(name, rng.uniform(1, 100), now + index, 0) for name in METRICS]
+        client.log_batch(
+            run.info.run_id,
+            metrics=metrics,
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag("solver.status", "Optimal")],
+        )
+        client.set_terminated(run.info.run_id, "FINISHED", now + index + 1000)
+
+
+TABLES = ("runs", "params", "tags", "metrics", "latest_metrics")
+
+
+def replicate(connection: Any, size: int, dialect: str) -> None:
+    """Copy the seed runs' rows under new ids until the store holds ``size`` runs."""
+    cursor = connection.cursor()
+    rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+    for table in TABLES:
+        cursor.execute(f"SELECT * FROM {table}")
+        columns = [d[0] for d in cursor.description]
+        rows[table] = (columns, list(cursor.fetchall()))
+    seeds = [row[rows["runs"][0].index("run_uuid")] for row in rows["runs"][1]]
+    rng = random.Random(11)
+    copies = size - len(seeds)
+    batch = 5000
+    for start in range(0, copies, batch):
+        out: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLES}
+        for copy in range(start, min(copies, start + batch)):
+            source = seeds[copy % len(seeds)]
+            new_id = uuid.uuid4().hex
+            factor = rng.uniform(0.5, 1.5)
+            for table in TABLES:
+                columns, table_rows = rows[table]
+                id_at = columns.index("run_uuid")
+                value_at = columns.index("value") if table in ("metrics", "latest_metrics") else -1
+                for row in table_rows:
+                    if row[id_at] != source:
+                        continue
+                    values = list(row)
+                    values[id_at] = new_id
+                    if table == "runs":
+                        values[columns.index("name")] = f"copy-{copy}"
+                        base = row[columns.index("artifact_uri")].rsplit("/", 2)[0]
+                        values[columns.index("artifact_uri")] = f"{base}/{new_id}/artifacts"
+                    if table == "tags" and values[columns.index("key")] == "mlflow.runName":
+                        values[columns.index("value")] = f"copy-{copy}"
+                    if table == "tags" and values[columns.index("key")] == "emstrack.run_key":
+                        values[columns.index("value")] = new_id
+                    if value_at >= 0:
+                        values[value_at] = float(values[value_at]) * factor
+                    out[table].append(tuple(values))
+        for table in TABLES:
+            columns = rows[table][0]
+            if dialect == "sqlite":
+                marks = ",".join("?" * len(columns))
+                cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", out[table])
+            else:
+                buffer = io.StringIO()
+                for values in out[table]:
+                    buffer.write("\t".join(_copy_text(v) for v in values) + "\n")
+                buffer.seek(0)
+                cursor.copy_expert(f"COPY {table} ({','.join(columns)}) FROM STDIN", buffer)
+        connection.commit()
+    if dialect == "postgresql":
+        connection.autocommit = True
+        connection.cursor().execute("ANALYZE")
+    else:
+        cursor.execute("ANALYZE")
+        connection.commit()
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def measure(uri: str) -> dict[str, dict[str, float]]:
+    env_path = str(ROOT / "src")
+    figures = {}
+    for name, call in CALLS.items():
+        code = CHILD.format(CALL=call)
+        result = subprocess.run(
+            [sys.executable, "-c", code, EXPERIMENT, uri],
+            capture_output=True, text=True, check=False,
+            env={**_env(), "PYTHONPATH": env_path},
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
+        figures[name] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "EMSTRACK_"))} | {
+        "MLFLOW_DISABLE_TELEMETRY": "true"
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="Keep SQLite stores here; reuse existing ones."
+    )
+    args = parser.parse_args()
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    table: list[tuple[str, int, str, float, float, float]] = []
+    for backend in args.backends:
+        cluster = None
+        try:
+            if backend == "postgresql":
+                from helpers.postgres import PostgresCluster
+
+                cluster = PostgresCluster()
+                cluster.start()
+            for size in args.sizes:
+                built = time.perf_counter()
+                connection: Any = None
+                if backend == "sqlite":
+                    path = folder / f"scale-{size}.db"
+                    uri = f"sqlite:///{path}"
+                    if not path.exists():
+                        seed(uri)
+                        connection = sqlite3.connect(path)
+                else:
+                    assert cluster is not None
+                    uri = cluster.create_database(f"scale{size}")
+                    seed(uri)
+                    import psycopg2
+
+                    connection = psycopg2.connect(
+                        host="127.0.0.1", port=cluster.port, user="postgres", dbname=f"scale{size}"
+                    )
+                if connection is not None:
+                    replicate(connection, size, backend)
+                    connection.close()
+                print(
+                    f"built {backend} {size} runs in {time.perf_counter() - built:.1f} s",
+                    flush=True,
+                )
+                for name, figures in measure(uri).items():
+                    assert figures["rows"] > 0
+                    row = (backend, size, name, figures["s"], figures["cpu"], figures["rss_mb"])
+                    table.append(row)
+                    print(f"  {name:<9} {row[3]:7.3f} s {row[4]:7.3f} s CPU {row[5]:6.0f} MB")
+        finally:
+            if cluster is not None:
+                cluster.stop()
+    print()
+    print(f"load average now: {os.getloadavg()[0]:.1f} (2 cores, shared with other jobs)")
+    print(
+        f"{'backend':<11} {'runs':>7} {'call':<9} {'wall s':>8} {'CPU s':>7} {'peak MB':>8}  goal"
+    )
+    for backend, size, name, seconds, cpu, rss in table:
+        goal = ""
+        if size >= 100_000:
+            ok = seconds <= GOAL_S and rss <= GOAL_RSS_MB
+            goal = "met" if ok else f"UNMET (<= {GOAL_S} s, <= {GOAL_RSS_MB} MB)"
+        print(f"{backend:<11} {size:>7} {name:<9} {seconds:8.3f} {cpu:7.3f} {rss:8.0f}  {goal}")
+
+
+if __name__ == "__main__":
+    main()

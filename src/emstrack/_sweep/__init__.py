@@ -1,0 +1,188 @@
+"""Resumable scenario sweeps: every combination of a grid as one tracked run, on many workers.
+
+:func:`sweep` (and ``emstrack sweep grid.toml``) reads a grid (:mod:`.spec`), gives each
+scenario a stable key (:mod:`.keys`), asks the store which keys already finished
+(:mod:`.plan`), and runs the rest on local processes or a Dask cluster (:mod:`.executors`),
+each through ``tracked_optimization`` on its worker (:mod:`.worker`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+from .. import _settings
+from .._errors import ConfigurationError, StoreUnavailableError
+from .._uris import redact_uri
+from .keys import SCENARIO_KEY_TAG, scenario_key
+from .plan import describe, experiment_id, make_plan, open_client, stored_runs, supersede, tidy
+from .progress import Progress, SweepReport
+from .spec import SweepSpec, load_spec
+from .worker import CREDENTIAL_VARIABLES, SWITCH_VARIABLES, ScenarioTask, SweepContext
+
+__all__ = ["SCENARIO_KEY_TAG", "SweepReport", "SweepSpec", "load_spec", "scenario_key", "sweep"]
+
+Executor = Literal["local", "dask"]
+PLANNING_HTTP_RETRIES = "2"
+
+
+def sweep(
+    grid: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec,
+    *,
+    workers: int = 1,
+    executor: Executor = "local",
+    scheduler: str | None = None,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    retry_failed: bool = False,
+    dry_run: bool = False,
+    progress: bool = True,
+    sync_first: bool = True,
+) -> SweepReport:
+    """Run every scenario of a grid that has not finished yet, each as one tracked run.
+
+    Args:
+        grid: A grid file (TOML), or a mapping of the same shape: ``function`` (import path),
+            ``experiment``, ``grid`` (name -> list of values), ``fixed`` and ``tracking``
+            (options of ``tracked_optimization``, callables by import path).
+        workers: Worker processes (local, or of the Dask ``LocalCluster``).
+        executor: ``"local"`` (spawned processes) or ``"dask"``.
+        scheduler: Address of a Dask scheduler (``tcp://host:8786``); default: a LocalCluster.
+        tracking_uri: Store; default ``MLFLOW_TRACKING_URI``, else ``mlflow.db`` here.
+        experiment: Overrides the grid's experiment (default ``MLFLOW_EXPERIMENT_NAME``).
+        retry_failed: Also run scenarios whose runs all FAILED or were KILLED.
+        dry_run: Only plan; ``report.lines`` lists what would run and what is skipped.
+        progress: Show a progress bar on stderr.
+        sync_first: Replay this machine's spool (``emstrack sync``) before planning.
+
+    Returns:
+        A :class:`SweepReport`; a scenario that raised is FAILED in it, and in the store.
+
+    Raises:
+        ConfigurationError: For a bad grid or bad options, before anything runs.
+        StoreUnavailableError: If the store cannot be read to plan the sweep.
+
+    """
+    spec = load_spec(grid)
+    if workers < 1:
+        raise ConfigurationError(f"workers must be at least 1, not {workers}")
+    if executor not in ("local", "dask"):
+        raise ConfigurationError(f"executor must be 'local' or 'dask', not {executor!r}")
+    if scheduler is not None and executor != "dask":
+        raise ConfigurationError("a scheduler address needs executor='dask'")
+    uri = _settings.tracking_uri(tracking_uri)
+    name = experiment or spec.experiment or _settings.experiment_name()
+    tasks = [
+        ScenarioTask(index, scenario_key(spec.function, arguments), arguments)
+        for index, arguments in enumerate(spec.scenarios())
+    ]
+    report = SweepReport(experiment=name, tracking_uri=redact_uri(uri), dry_run=dry_run)
+    if sync_first and not dry_run:
+        # Runs kept in this machine's spool (an outage, a dead worker) reach the store first,
+        # so that planning sees them and no scenario runs twice.
+        from .. import sync
+
+        synced = sync()
+        report.synced = len(synced.sent)
+        report.unsynced = len(synced.failed)
+    with _store_calls(uri):
+        client = open_client(uri)
+        exp_id = experiment_id(client, name, create=not dry_run)
+        plan = make_plan(tasks, stored_runs(client, exp_id), retry_failed=retry_failed)
+        report.planned = len(plan.to_run)
+        report.skipped = len(plan.finished)
+        report.failed_kept = len(plan.failed)
+        report.repeated = plan.repeated
+        if dry_run:
+            report.lines = describe(plan)
+            return report
+        stale = [run for planned in plan.to_run for run in planned.stale]
+        report.superseded = supersede(client, [*plan.duplicates, *stale])
+    context = _context(spec, uri, name, exp_id, executor, scheduler)
+    started = time.perf_counter()
+    bar = Progress(len(plan.to_run), progress)
+    try:
+        for outcome in _execute(
+            context, [p.task for p in plan.to_run], executor, workers, scheduler
+        ):
+            report.outcomes.append(outcome)
+            bar.update(outcome)
+    finally:
+        bar.close()
+        report.wall_seconds = time.perf_counter() - started
+    if plan.to_run:
+        with _store_calls(uri):
+            report.superseded += tidy(client, exp_id, {p.task.key for p in plan.to_run})
+    return report
+
+
+def _execute(
+    context: SweepContext,
+    tasks: list[ScenarioTask],
+    executor: Executor,
+    workers: int,
+    scheduler: str | None,
+) -> Iterator[Any]:
+    if not tasks:
+        return iter(())
+    from . import executors
+
+    if executor == "dask":
+        return executors.run_dask(context, tasks, workers, scheduler)
+    return executors.run_local(context, tasks, workers)
+
+
+def _context(
+    spec: SweepSpec,
+    uri: str,
+    experiment: str,
+    exp_id: str | None,
+    executor: Executor,
+    scheduler: str | None,
+) -> SweepContext:
+    # Workers on this machine share its spool; remote Dask workers keep their own.
+    local = executor == "local" or scheduler is None
+    return SweepContext(
+        function=spec.function,
+        tracking_uri=uri,
+        experiment=experiment,
+        experiment_id=exp_id,
+        check_finished=executor == "dask",
+        sweep_id=uuid.uuid4().hex,
+        params=spec.tracking.params,
+        metrics=spec.tracking.metrics,
+        run_name=spec.tracking.run_name,
+        tags=dict(spec.tracking.tags),
+        artifacts=tuple(spec.tracking.artifacts),
+        log_inputs=spec.tracking.log_inputs,
+        log_model=spec.tracking.log_model,
+        spool_dir=str(_settings.spool_dir()) if local else None,
+        switches={name: os.environ[name] for name in SWITCH_VARIABLES if name in os.environ},
+        credentials={name: os.environ[name] for name in CREDENTIAL_VARIABLES if name in os.environ},
+    )
+
+
+@contextlib.contextmanager
+def _store_calls(uri: str) -> Iterator[None]:
+    """The driver's own store calls: MLflow's HTTP retries capped, errors made one line."""
+    variable = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    previous = os.environ.get(variable)
+    if previous is None:
+        os.environ[variable] = PLANNING_HTTP_RETRIES
+    try:
+        yield
+    except (ConfigurationError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        lines = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+        raise StoreUnavailableError(
+            f"tracking store {redact_uri(uri)} could not be read to plan the sweep ({reason})"
+        ) from None
+    finally:
+        if previous is None:
+            os.environ.pop(variable, None)

@@ -1,0 +1,158 @@
+"""Where scenarios run: local processes or a Dask cluster; each yields outcomes as they come.
+
+* :func:`run_local` starts ``workers`` spawned processes (``spawn`` on every platform: no
+  fork of a process holding MLflow clients, threads or locks) and hands each one scenario at a
+  time over its own pipe. A worker that dies (killed, out of memory) costs the scenario it held:
+  that scenario is reported FAILED and a fresh worker takes its place.
+* :func:`run_dask` maps the scenarios onto a ``distributed`` cluster: the scheduler at
+  ``scheduler``, else a ``LocalCluster`` of ``workers`` single-threaded processes. A scenario
+  whose worker died is rescheduled by Dask; when Dask gives up (``KilledWorker``) it is FAILED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import multiprocessing
+import multiprocessing.connection
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .worker import Outcome, ScenarioTask, SweepContext, run_scenario
+
+
+def lost(task: ScenarioTask, why: str) -> Outcome:
+    """The outcome of a scenario whose worker went away."""
+    return Outcome(task.index, task.key, "FAILED", error=why)
+
+
+def _worker_main(context: SweepContext, connection: multiprocessing.connection.Connection) -> None:
+    """A local worker: run the scenarios it is sent until it is sent ``None``."""
+    context.apply()
+    while True:
+        try:
+            task = connection.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        connection.send(run_scenario(context, task))
+
+
+class _Worker:
+    def __init__(self, context: SweepContext, spawn: Any) -> None:
+        self.connection, child = spawn.Pipe()
+        self.process = spawn.Process(
+            target=_worker_main, args=(context, child), name="emstrack-sweep", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.task: ScenarioTask | None = None
+
+    def give(self, task: ScenarioTask) -> None:
+        self.task = task
+        self.connection.send(task)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.send(None)
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.connection.close()
+
+
+def run_local(
+    context: SweepContext, tasks: Sequence[ScenarioTask], workers: int
+) -> Iterator[Outcome]:
+    """Run ``tasks`` on ``workers`` local processes; yield each outcome when it arrives."""
+    spawn = multiprocessing.get_context("spawn")
+    queue = list(reversed(tasks))
+    pool = [_Worker(context, spawn) for _ in range(min(workers, len(tasks)))]
+    try:
+        for worker in pool:
+            if queue:
+                worker.give(queue.pop())
+        while any(worker.task is not None for worker in pool):
+            busy = [worker for worker in pool if worker.task is not None]
+            ready = multiprocessing.connection.wait(
+                [w.connection for w in busy] + [w.process.sentinel for w in busy]
+            )
+            for index, worker in enumerate(pool):
+                task = worker.task
+                if task is None:
+                    continue
+                dead = worker.process.sentinel in ready
+                if worker.connection in ready:
+                    try:
+                        outcome: Outcome = worker.connection.recv()
+                    except (EOFError, OSError):
+                        dead = True
+                    else:
+                        worker.task = None
+                        yield outcome
+                        if queue:
+                            worker.give(queue.pop())
+                        continue
+                if dead:
+                    worker.process.join()
+                    code = worker.process.exitcode
+                    worker.task = None
+                    worker.connection.close()
+                    yield lost(task, f"worker process died (exit code {code})")
+                    pool[index] = _Worker(context, spawn)
+                    if queue:
+                        pool[index].give(queue.pop())
+    finally:
+        for worker in pool:
+            worker.stop()
+
+
+def run_dask(
+    context: SweepContext,
+    tasks: Sequence[ScenarioTask],
+    workers: int,
+    scheduler: str | None,
+) -> Iterator[Outcome]:
+    """Run ``tasks`` on a Dask cluster; yield each outcome when it arrives."""
+    try:
+        # Typed as Any: distributed's own annotations are partial.
+        distributed: Any = importlib.import_module("distributed")
+    except ImportError:
+        from .._errors import ConfigurationError
+
+        raise ConfigurationError(
+            "--executor dask needs Dask distributed: pip install 'emstrack[scale]'"
+        ) from None
+    cluster: Any = None
+    if scheduler is None:
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        )
+        client = distributed.Client(cluster)
+    else:
+        client = distributed.Client(scheduler)
+    try:
+        shared = client.scatter(context, broadcast=True, hash=False)
+        futures = {
+            client.submit(run_scenario, shared, task, pure=False, key=f"scenario-{task.key}"): task
+            for task in tasks
+        }
+        for future in distributed.as_completed(futures):
+            task = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as error:
+                outcome = lost(task, f"worker lost ({type(error).__name__}: {error})"[:500])
+            # Forget the result at once: Dask recomputes a held result whose worker dies.
+            future.release()
+            yield outcome
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,132 @@
+"""The progress bar while a sweep runs and the summary when it ends."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from .worker import Outcome
+
+
+class Progress:
+    """A ``tqdm`` bar: scenarios done, failed, rate and ETA (a no-op when switched off)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar: Any = None
+        self.failed = 0
+        if enabled and total:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                return
+            self._bar = tqdm(
+                total=total, unit="scenario", desc="sweep", file=sys.stderr, dynamic_ncols=True
+            )
+            self._bar.set_postfix(failed=0, refresh=False)
+
+    def update(self, outcome: Outcome) -> None:
+        """Count one finished scenario."""
+        if outcome.status == "FAILED":
+            self.failed += 1
+        if self._bar is not None:
+            self._bar.set_postfix(failed=self.failed, refresh=False)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        """Remove the bar's resources (the last state stays on screen)."""
+        if self._bar is not None:
+            self._bar.close()
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did."""
+
+    experiment: str
+    tracking_uri: str
+    """The store, without credentials."""
+    planned: int = 0
+    """Scenarios that were to run."""
+    skipped: int = 0
+    """Scenarios already FINISHED in the store."""
+    failed_kept: int = 0
+    """Scenarios with only FAILED/KILLED runs, not retried (no ``retry_failed``)."""
+    repeated: int = 0
+    """Grid combinations repeating an earlier one."""
+    superseded: int = 0
+    """Earlier attempts whose scenario key moved aside."""
+    synced: int = 0
+    """Runs replayed from this machine's spool before planning."""
+    unsynced: int = 0
+    """Runs of the spool that could not be replayed (still there)."""
+    outcomes: list[Outcome] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    dry_run: bool = False
+    lines: list[str] = field(default_factory=list)
+    """With ``dry_run``: one line per scenario."""
+
+    @property
+    def finished(self) -> int:
+        """Scenarios run to FINISHED by this sweep."""
+        return sum(outcome.status == "FINISHED" for outcome in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        """Scenarios of this sweep that raised or lost their worker."""
+        return [outcome for outcome in self.outcomes if outcome.status == "FAILED"]
+
+    @property
+    def found_finished(self) -> int:
+        """Scenarios a worker found FINISHED in the store when it got them (not run again)."""
+        return sum(outcome.status == "SKIPPED" for outcome in self.outcomes)
+
+    @property
+    def worker_seconds(self) -> float:
+        """Time the workers spent in scenarios."""
+        return sum(outcome.seconds for outcome in self.outcomes)
+
+    @property
+    def tracking_seconds(self) -> float:
+        """Time tracking added to the scenarios (the tracked call minus the function)."""
+        return sum(outcome.tracking_seconds for outcome in self.outcomes)
+
+    @property
+    def tracking_share(self) -> float:
+        """Tracking's share of the workers' time in scenarios."""
+        return self.tracking_seconds / self.worker_seconds if self.worker_seconds else 0.0
+
+    @property
+    def startup_seconds(self) -> float:
+        """Time the workers spent importing before their first scenario."""
+        return sum(outcome.startup_seconds for outcome in self.outcomes)
+
+    @property
+    def rate(self) -> float:
+        """Scenarios per second of wall time."""
+        return len(self.outcomes) / self.wall_seconds if self.wall_seconds else 0.0
+
+    def summary(self) -> str:
+        """The closing lines."""
+        if self.dry_run:
+            return (
+                f"dry run: {self.planned} to run, {self.skipped} finished, "
+                f"{self.failed_kept} failed not retried (--retry-failed)"
+            )
+        text = (
+            f"{len(self.outcomes) - self.found_finished} run ({self.finished} finished, "
+            f"{len(self.failed)} failed), "
+            f"{self.skipped} skipped (finished before), {self.failed_kept} failed before and "
+            f"not retried; wall time {self.wall_seconds:.1f} s, {self.rate:.2f} scenarios/s, "
+            f"tracking {self.tracking_seconds:.2f} s of {self.worker_seconds:.1f} s in "
+            f"scenarios ({100 * self.tracking_share:.1f} %); worker start-up "
+            f"{self.startup_seconds:.1f} s"
+        )
+        if self.synced or self.unsynced:
+            text += f"; {self.synced} run(s) synced from the spool first"
+            if self.unsynced:
+                text += f", {self.unsynced} could not be (see `emstrack status`)"
+        if self.found_finished:
+            text += f"; {self.found_finished} found finished by their worker"
+        problems = [f"failed  {o.key}  {o.error}" for o in self.failed]
+        return "\n".join([*problems, text])

@@ -1,0 +1,246 @@
+"""What runs on a worker: one scenario through ``tracked_optimization``, reported back.
+
+Everything a worker needs travels in a :class:`SweepContext` (the store, the experiment, the
+credentials, the spool folder, emstrack's switches); a worker never relies on globals inherited
+from the process that started it, because spawned processes and remote Dask workers do not
+inherit them. The credentials are never logged: they are set as MLflow's environment variables
+in the worker process, where emstrack's redaction already hides their values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .keys import SCENARIO_KEY_TAG, SCENARIO_TAG, SWEEP_ID_TAG, canonical_arguments
+
+CREDENTIAL_VARIABLES = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+)
+"""MLflow's client authentication settings, passed to every worker."""
+
+SWITCH_VARIABLES = (
+    "EMSTRACK_STRICT",
+    "EMSTRACK_BACKGROUND",
+    "EMSTRACK_DISABLED",
+    "EMSTRACK_SECRET_PATTERN",
+    "EMSTRACK_DRAIN_TIMEOUT",
+    "MLFLOW_DISABLE_TELEMETRY",
+    "MLFLOW_SQLALCHEMYSTORE_POOLCLASS",
+)
+"""emstrack's and MLflow's behaviour switches, passed to every worker."""
+
+Status = Literal["FINISHED", "FAILED", "SKIPPED"]
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What every scenario of one sweep shares."""
+
+    function: str
+    tracking_uri: str
+    experiment: str
+    sweep_id: str
+    params: str | None = None
+    metrics: str | None = None
+    run_name: str | None = None
+    tags: Mapping[str, object] = field(default_factory=dict)
+    artifacts: tuple[str, ...] = ()
+    log_inputs: bool = True
+    log_model: Literal["lp", "mps"] | None = None
+    experiment_id: str | None = None
+    check_finished: bool = False
+    """Ask the store first and skip a scenario that FINISHED meanwhile (Dask may recompute a
+    task whose worker died after it finished)."""
+    spool_dir: str | None = None
+    """The driver's spool folder for workers on its machine; ``None``: the worker's own."""
+    switches: Mapping[str, str] = field(default_factory=dict)
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def apply(self) -> None:
+        """Set this sweep's store, experiment, credentials and switches in the worker process."""
+        os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        os.environ["MLFLOW_EXPERIMENT_NAME"] = self.experiment
+        for name in CREDENTIAL_VARIABLES:
+            if name in self.credentials:
+                os.environ[name] = self.credentials[name]
+            else:
+                os.environ.pop(name, None)
+        os.environ.update(self.switches)
+        if self.spool_dir is not None:
+            os.environ["EMSTRACK_SPOOL_DIR"] = self.spool_dir
+
+
+@dataclass(frozen=True)
+class ScenarioTask:
+    """One scenario to run."""
+
+    index: int
+    key: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one scenario ended on its worker."""
+
+    index: int
+    key: str
+    status: Status
+    seconds: float = 0.0
+    """The tracked call, delivery included."""
+    function_seconds: float = 0.0
+    """The function alone."""
+    error: str | None = None
+    worker: str = ""
+    startup_seconds: float = 0.0
+    """Imports on the worker's first scenario (MLflow, the function's module), not counted above."""
+
+    @property
+    def tracking_seconds(self) -> float:
+        """What tracking added to the scenario."""
+        return max(0.0, self.seconds - self.function_seconds)
+
+
+def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
+    """Run one scenario as one tracked run; an exception ends it FAILED, never the sweep."""
+    context.apply()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    startup = warm_up(context.function, context.tracking_uri)
+    clock: list[float] = []
+    began = time.perf_counter()
+    if context.check_finished and _finished_in_store(context, task.key):
+        return Outcome(
+            task.index,
+            task.key,
+            "SKIPPED",
+            seconds=time.perf_counter() - began,
+            worker=worker,
+            startup_seconds=startup,
+        )
+    try:
+        tracked = _tracked(context, task.key, canonical_arguments(task.arguments), clock)
+        tracked(**task.arguments)
+        import emstrack
+
+        emstrack.flush()
+    except Exception as error:
+        status: Status = "FAILED"
+        message: str | None = _describe(error)
+    else:
+        status, message = "FINISHED", None
+    return Outcome(
+        task.index,
+        task.key,
+        status,
+        seconds=time.perf_counter() - began,
+        function_seconds=sum(clock),
+        error=message,
+        worker=worker,
+        startup_seconds=startup,
+    )
+
+
+def _finished_in_store(context: SweepContext, key: str) -> bool:
+    from mlflow.tracking import MlflowClient
+
+    if context.experiment_id is None:
+        return False
+    try:
+        found = MlflowClient(tracking_uri=context.tracking_uri).search_runs(
+            [context.experiment_id],
+            filter_string=f"tags.`{SCENARIO_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+            max_results=1,
+        )
+    except Exception:
+        return False  # the scenario's own run will meet (and report) the same problem
+    return bool(found)
+
+
+_warm: set[tuple[str, str]] = set()
+
+
+def warm_up(function: str, tracking_uri: str) -> float:
+    """Import what every scenario needs once per worker process; return the seconds it took.
+
+    MLflow, emstrack's tracking and the function's module are imported, and MLflow's store for
+    the URI is opened (MLflow keeps one per URI and process), so that the first scenario's
+    timing is like every other's.
+    """
+    if (function, tracking_uri) in _warm:
+        return 0.0
+    began = time.perf_counter()
+    _warm.add((function, tracking_uri))
+    from mlflow.tracking import MlflowClient
+
+    from .._tracking import decorator  # noqa: F401
+
+    with contextlib.suppress(Exception):  # an unreachable store is the scenario's to report
+        MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+
+    try:
+        _resolved(function)
+    except Exception:
+        return time.perf_counter() - began  # reported by the scenario itself
+    return time.perf_counter() - began
+
+
+def _tracked(
+    context: SweepContext, key: str, scenario: str, clock: list[float]
+) -> Callable[..., Any]:
+    from .. import tracked_optimization
+    from .spec import resolve
+
+    function = _resolved(context.function)
+
+    @functools.wraps(function)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            clock.append(time.perf_counter() - start)
+
+    tracked: Callable[..., Any] = tracked_optimization(
+        experiment=context.experiment,
+        tracking_uri=context.tracking_uri,
+        params=resolve(context.params, "tracking.params") if context.params else None,
+        metrics=resolve(context.metrics, "tracking.metrics") if context.metrics else None,
+        run_name=context.run_name,
+        tags={
+            **context.tags,
+            SCENARIO_KEY_TAG: key,
+            SCENARIO_TAG: scenario,
+            SWEEP_ID_TAG: context.sweep_id,
+        },
+        artifacts=context.artifacts,
+        log_inputs=context.log_inputs,
+        log_model=context.log_model,
+        nested=False,
+    )(timed)
+    return tracked
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(path: str) -> Callable[..., Any]:
+    from .spec import resolve
+
+    return resolve(path, "function")
+
+
+def _describe(error: BaseException) -> str:
+    lines = traceback.format_exception_only(type(error), error)
+    text = " ".join(" ".join(lines).split())
+    return text[:500]
