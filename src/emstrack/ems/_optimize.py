@@ -204,7 +204,8 @@ def _day_row(
     cost, baseline_cost = plan.net_cost_eur(day), baseline.net_cost_eur(day)
     baseline_import_cost = baseline.import_cost_eur(day)
     pv = float(day.pv_kwh.sum())
-    discharged = float(plan.battery_discharge_kwh.sum())
+    # Solvers return flows within their tolerance: an idle battery may read -1e-17 kWh.
+    discharged = max(0.0, float(plan.battery_discharge_kwh.sum()))
     consumption = float(plan.load_kwh(day).sum())
     return {
         "cost_eur": cost,
@@ -322,7 +323,8 @@ def _metrics(
         variables_count=int(daily["variables"].sum()),
         constraints_count=int(daily["constraints"].sum()),
         total_consumption_kwh=consumption,
-        battery_cycles=float(daily["battery_discharge_kwh"].sum()) / params.battery.capacity_kwh
+        battery_cycles=max(0.0, float(daily["battery_discharge_kwh"].sum()))
+        / params.battery.capacity_kwh
         if params.battery_enabled
         else 0.0,
         ev_charging_kwh=float(daily["ev_charge_kwh"].sum()),
