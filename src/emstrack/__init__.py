@@ -19,6 +19,8 @@ if _typing.TYPE_CHECKING:
         StoreUnavailableError,
         TrackingError,
     )
+    from ._reproduce.errors import RerunError
+    from ._reproduce.rerun import RerunResult, rerun
     from ._tracking.decorator import tracked_optimization
     from ._tracking.run import Run, active_run, tracked_run
 
@@ -27,6 +29,8 @@ __all__ = [
     "EmstrackError",
     "EmstrackWarning",
     "PendingRun",
+    "RerunError",
+    "RerunResult",
     "Run",
     "SolverMetrics",
     "StoreUnavailableError",
@@ -36,6 +40,7 @@ __all__ = [
     "active_run",
     "flush",
     "pending",
+    "rerun",
     "solver_metrics",
     "sync",
     "tracked_optimization",
@@ -47,6 +52,8 @@ _LAZY = {
     "EmstrackError": "._errors",
     "EmstrackWarning": "._errors",
     "PendingRun": "._delivery.replay",
+    "RerunError": "._reproduce.errors",
+    "RerunResult": "._reproduce.rerun",
     "Run": "._tracking.run",
     "SolverMetrics": "._capture.pulp",
     "StoreUnavailableError": "._errors",
@@ -55,6 +62,7 @@ _LAZY = {
     "active_run": "._tracking.run",
     "flush": "._delivery.replay",
     "pending": "._delivery.replay",
+    "rerun": "._reproduce.rerun",
     "solver_metrics": "._capture.pulp",
     "sync": "._delivery.replay",
     "tracked_optimization": "._tracking.decorator",

@@ -89,7 +89,7 @@ def _values(hasher: Any, dtype: Any, values: np.ndarray) -> None:
             _block(hasher, ("\x00<NA>" if _is_missing(value) else str(value)).encode("utf-8"))
 
 
-def _is_missing(value: object) -> bool:
+def _is_missing(value: Any) -> bool:
     try:
         return bool(pd.isna(value))
     except (TypeError, ValueError):

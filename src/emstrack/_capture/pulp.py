@@ -133,7 +133,7 @@ def _gap_rel(problem: Any, solver: Any) -> float | None:
     try:
         if not problem.isMIP():
             return None
-        model = getattr(problem, "solverModel", None)
+        model: Any = getattr(problem, "solverModel", None)
         if getattr(solver, "name", None) == "HiGHS" and hasattr(model, "getInfo"):
             gap = float(model.getInfo().mip_gap)
             if math.isfinite(gap):

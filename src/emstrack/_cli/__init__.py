@@ -14,9 +14,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import analysis, demo, spool, ui
+    from . import analysis, demo, reproduce, spool, ui
 
-    for module in (demo, analysis, spool, ui):
+    for module in (demo, analysis, spool, ui, reproduce):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -365,7 +365,9 @@ class Store:
         ]
         for start in range(0, len(inputs), MAX_ENTITIES_PER_BATCH):
             self.call(
-                self.client.log_inputs, run_id, datasets=inputs[start : start + MAX_ENTITIES_PER_BATCH]
+                self.client.log_inputs,
+                run_id,
+                datasets=inputs[start : start + MAX_ENTITIES_PER_BATCH],
             )
 
     def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None) -> None:

@@ -207,9 +207,9 @@ class _Plan:
             name,
             experiment=options.experiment,
             tags={
+                **self.recorded_tags,
                 **(options.tags or {}),
                 "emstrack.function": self.qualname,
-                **self.recorded_tags,
             },
             nested=options.nested,
             tracking_uri=options.tracking_uri,
