@@ -7,8 +7,8 @@ a lock) and restored when the last one ends, exactly like PuLP solve capture. Th
 building's hourly frame is recorded once per run as a dataset input:
 
 * **name** - ``"<building> (<source>)"``, e.g. ``"DE_KN_residential1 (bundled sample)"``;
-* **source** - the bundled sample, the parquet/CSV path, ``"user DataFrame"`` or
-  ``"user HouseholdData"``;
+* **source** - ``"bundled sample: emstrack/ems/data/households.csv.gz (emstrack <version>)"``,
+  the parquet/CSV path, ``"user DataFrame"`` or ``"user HouseholdData"`` (one loaded before);
 * **digest** - :func:`~emstrack._capture.digest.frame_digest` over the full frame, index
   included. MLflow keeps at most 36 characters of a digest, so the dataset's ``digest`` field
   holds its first 32 hex digits (128 bits); the profile holds all 64 (``sha256``);
@@ -98,7 +98,9 @@ def dataset_event(
 @dataclass(slots=True)
 class _Lineage:
     seen: set[tuple[str, str]] = field(default_factory=set)
-    """(building, sha256) recorded in this run."""
+    """(dataset name, sha256) recorded in this run."""
+    digests: set[str] = field(default_factory=set)
+    """Every sha256 recorded in this run: an already loaded ``HouseholdData`` handed on."""
 
 
 _patch_lock = threading.Lock()
@@ -123,16 +125,22 @@ def _patched_load_building(building_id: str, source: Any = None) -> Any:
         household = original(building_id, source)
     finally:
         _inside_loader.reset(token)
+    _observe(household, source, sys._getframe(1))
+    return household
+
+
+def _observe(household: Any, source: Any, caller: FrameType | None) -> None:
+    """Record a load into the run open in this context, if the hook follows it."""
     run = active_run()
     lineage = run.hook_state(HOOK) if run is not None else None
-    if run is not None and isinstance(lineage, _Lineage):
-        try:
-            _record(run, lineage, household, source, sys._getframe(1))
-        except Exception as error:
-            from .._errors import describe
+    if run is None or not isinstance(lineage, _Lineage):
+        return
+    try:
+        _record(run, lineage, household, source, caller)
+    except Exception as error:
+        from .._errors import describe
 
-            run.record_problem(f"recording the household data failed: {describe(error)}")
-    return household
+        run.record_problem(f"recording the household data failed: {describe(error)}")
 
 
 def _record(run: RunHandle, lineage: _Lineage, household: Any, source: Any, caller: Any) -> None:
@@ -140,12 +148,12 @@ def _record(run: RunHandle, lineage: _Lineage, household: Any, source: Any, call
 
     frame = household.hourly
     full = frame_digest(frame)
-    key = (household.building_id, full)
-    if key in lineage.seen:
-        return
-    lineage.seen.add(key)
     label = _source_label(source)
     name = f"{household.building_id} ({_short(label)})"
+    if (name, full) in lineage.seen or (label == USER_HOUSEHOLD_DATA and full in lineage.digests):
+        return
+    lineage.seen.add((name, full))
+    lineage.digests.add(full)
     run.log_dataset(frame, name, source=label, context=_context(caller))
 
 
@@ -153,7 +161,9 @@ def _source_label(source: Any) -> str:
     import pandas as pd
 
     if source is None:
-        return BUNDLED_SAMPLE
+        from .._version import __version__
+
+        return f"{BUNDLED_SAMPLE}: emstrack/ems/data/households.csv.gz (emstrack {__version__})"
     if isinstance(source, pd.DataFrame):
         return USER_DATAFRAME
     if isinstance(source, str | Path):
@@ -162,7 +172,9 @@ def _source_label(source: Any) -> str:
 
 
 def _short(label: str) -> str:
-    if label in {BUNDLED_SAMPLE, USER_DATAFRAME, USER_HOUSEHOLD_DATA}:
+    if label.startswith(BUNDLED_SAMPLE):
+        return BUNDLED_SAMPLE
+    if label in {USER_DATAFRAME, USER_HOUSEHOLD_DATA}:
         return label
     return Path(label).name
 

@@ -22,10 +22,26 @@ def _tolerance_options(function: Any) -> Any:
     )(function)
 
 
+MAX_CELL = 48
+
+
 def _show(frame: Any, as_csv: bool, as_json: bool) -> None:
+    """The table; in the terminal, long texts (e.g. option JSON) are cut to 48 characters."""
     from .table import render
 
-    emit(frame, as_csv, as_json, lambda: render(frame))
+    def shortened() -> list[str]:
+        shown = frame.copy()
+        for column in shown.columns[2:4]:
+            shown[column] = [_cut(value) for value in shown[column]]
+        return render(shown)
+
+    emit(frame, as_csv, as_json, shortened)
+
+
+def _cut(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_CELL:
+        return value[: MAX_CELL - 1] + "…"
+    return value
 
 
 @click.command()

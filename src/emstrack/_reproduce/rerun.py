@@ -15,10 +15,12 @@ Anything that prevents the re-creation raises :class:`RerunError` naming it; the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +156,7 @@ def _options(text: str | None, run_id: str) -> dict[str, Any]:
 
 
 def _call_section(client: Any, run_id: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="emstrack-rerun-") as folder:
+    with tempfile.TemporaryDirectory(prefix="emstrack-rerun-") as folder, _no_progress_bar():
         try:
             local = client.download_artifacts(run_id, "config.json", folder)
             document = json.loads(Path(local).read_text(encoding="utf-8"))
@@ -168,6 +170,21 @@ def _call_section(client: Any, run_id: str) -> dict[str, Any]:
             f"run {run_id}: config.json has no 'call' section (tracked by an older emstrack)"
         )
     return section
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a progress bar on stderr for every download; not for one small file."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _tracked(
