@@ -66,10 +66,19 @@ def rebuild(function: Callable[..., Any], section: Mapping[str, Any], run_id: st
 
 
 def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters' annotations, resolved; one that does not resolve is left out."""
     try:
         return typing.get_type_hints(function)
     except Exception:
-        return {}
+        pass
+    namespace = dict(getattr(function, "__globals__", {}))
+    hints = {}
+    for name, annotation in getattr(function, "__annotations__", {}).items():
+        try:
+            hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
+        except Exception:
+            continue
+    return hints
 
 
 def _validated(name: str, value: Any, annotation: Any, run_id: str) -> Any:
