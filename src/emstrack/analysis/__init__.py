@@ -153,7 +153,9 @@ def runs(
         params: Param keys to include (default: all).
         metrics: Metric keys to include (default: all).
         tags: Tag keys to include; default: all but MLflow's own ``mlflow.*`` tags and
-            emstrack's bookkeeping tags (``emstrack.run_key``, ``emstrack.parent_key``);
+            emstrack's bookkeeping tags (``emstrack.run_key``, ``emstrack.parent_key`` and what
+            ``emstrack rerun`` reads: ``emstrack.function_path``, ``emstrack.function_file``,
+            ``emstrack.tracking_options``);
             ``"all"`` for every tag.
         schema: A pydantic model whose field types decide the params' dtypes.
         tracking_uri: Store to read; default as for tracking.

@@ -41,7 +41,14 @@ __all__ = [
 
 KeyKind = Literal["params", "metrics", "tags"]
 SYSTEM_TAG_PREFIX = "mlflow."
-BOOKKEEPING_TAGS = ("emstrack.run_key", "emstrack.parent_key")
+BOOKKEEPING_TAGS = (
+    "emstrack.run_key",
+    "emstrack.parent_key",
+    # What `emstrack rerun` reads back (see emstrack._reproduce.recording).
+    "emstrack.function_path",
+    "emstrack.function_file",
+    "emstrack.tracking_options",
+)
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 INFO_COLUMNS = (
