@@ -87,3 +87,14 @@ def test_unknown_run_is_one_error_line(store, tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"Error: no run '0123456789abcdef' in {store.uri}"
     ]
+
+
+def test_a_difference_before_the_last_step_is_found(store):
+    ids = []
+    for middle in (2.0, 2.5):
+        with tracked_run(f"series {middle}") as run:
+            run.log_series("daily.cost_eur", [1.0, middle, 3.0])
+        ids.append(run.run_id)
+    table = analysis.diff(*ids).set_index("key")
+    assert table.loc["daily.cost_eur", "result"] == "changed (step 1)"
+    assert table.attrs["changed_metrics"] == ["daily.cost_eur"]

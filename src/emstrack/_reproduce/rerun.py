@@ -91,7 +91,7 @@ def rerun(
     """
     from mlflow.tracking import MlflowClient
 
-    from ..analysis._diff import Tolerance, compare_runs, fetch_run
+    from ..analysis._diff import Tolerance, client_history, compare_runs, fetch_run
 
     uri = _settings.tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=uri)
@@ -126,7 +126,13 @@ def rerun(
     new_id = opened[0].run_id if opened else None
     if new_id is None:
         raise RerunError("the new run did not reach the store (it waits in the spool)")
-    table = compare_runs(original, fetch_run(client, new_id, uri), Tolerance(rtol, atol), NAMES)
+    table = compare_runs(
+        original,
+        fetch_run(client, new_id, uri),
+        Tolerance(rtol, atol),
+        NAMES,
+        history=client_history(client),
+    )
     return RerunResult(
         original_run_id=run_id,
         new_run_id=new_id,

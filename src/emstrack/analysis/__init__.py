@@ -333,8 +333,9 @@ def diff(
         ``dataset``), ``key``, ``a``, ``b``, ``abs_diff`` and ``rel_diff`` (metrics), and
         ``result``: ``same``, ``changed``, ``same (within MIP gap)`` (an objective inside the
         recorded relative MIP gap), ``not compared (timing)`` (wall-clock figures), ``only in
-        a`` or ``only in b``. Metrics compare their latest values, the same when
-        ``|a - b| <= atol + rtol * max(|a|, |b|)``; datasets compare digests, matched by name
+        a`` or ``only in b``. Metrics are the same when ``|a - b| <= atol + rtol * max(|a|,
+        |b|)`` at their latest value and at every step (``changed (step N)`` names the first
+        step that differs); datasets compare digests, matched by name
         and context. ``attrs`` hold ``run_a``, ``run_b``, ``changed_metrics`` and
         ``datasets`` (``same``, ``changed`` or ``none recorded``).
 
@@ -352,7 +353,9 @@ def diff(
     client = MlflowClient(tracking_uri=uri)
     first = _diff.fetch_run(client, run_a, uri)
     second = _diff.fetch_run(client, run_b, uri)
-    table = _diff.compare_runs(first, second, _diff.Tolerance(rtol, atol))
+    table = _diff.compare_runs(
+        first, second, _diff.Tolerance(rtol, atol), history=_diff.client_history(client)
+    )
     return _diff.only_changed(table) if only_changed else table
 
 

@@ -5,8 +5,9 @@ One row per compared item, columns ``kind`` (``status``, ``param``, ``metric``, 
 ``result``:
 
 * ``same`` / ``changed`` - params, tags, statuses and dataset digests compare as text; metrics
-  (their latest values) are the same when ``|a - b| <= atol + rtol * max(|a|, |b|)`` (NaN
-  equals NaN);
+  are the same when ``|a - b| <= atol + rtol * max(|a|, |b|)`` (NaN equals NaN) for their
+  latest values and, with a history reader, at every step (``changed (step N)`` names the
+  first step that differs when the latest values agree);
 * ``same (within MIP gap)`` - an objective metric (``solver.objective``, or a name ending in
   ``objective``) whose difference is inside the relative MIP gap either run recorded
   (``solver.gap_rel``): two optimal MIP plans may differ by that much;
@@ -22,6 +23,7 @@ name (one row per dataset input, its context in the key) and compared by digest.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,10 +83,31 @@ def fetch_run(client: Any, run_id: str, uri: str) -> Any:
         ) from None
 
 
+History = Callable[[str, str], list[tuple[int, float]]]
+"""``(run_id, key) -> [(step, value), ...]``: a metric's logged points."""
+
+
+def client_history(client: Any) -> History:
+    """A :data:`History` reading ``MlflowClient.get_metric_history``."""
+
+    def history(run_id: str, key: str) -> list[tuple[int, float]]:
+        points = client.get_metric_history(run_id, key)
+        return sorted((int(point.step), float(point.value)) for point in points)
+
+    return history
+
+
 def compare_runs(
-    run_a: Any, run_b: Any, tolerance: Tolerance, names: tuple[str, str] = ("a", "b")
+    run_a: Any,
+    run_b: Any,
+    tolerance: Tolerance,
+    names: tuple[str, str] = ("a", "b"),
+    history: History | None = None,
 ) -> pd.DataFrame:
-    """The comparison table of two MLflow ``Run`` entities (see the module docstring)."""
+    """The comparison table of two MLflow ``Run`` entities (see the module docstring).
+
+    With ``history``, a metric whose latest values agree is also compared step by step.
+    """
     rows: list[dict[str, Any]] = [
         _text_row("status", "status", run_a.info.status, run_b.info.status)
     ]
@@ -93,9 +116,10 @@ def compare_runs(
         rows.append(_text_row("param", key, data_a.params.get(key), data_b.params.get(key)))
     gap = _gap(data_a.metrics, data_b.metrics)
     for key in sorted(set(data_a.metrics) | set(data_b.metrics)):
-        rows.append(
-            _metric_row(key, data_a.metrics.get(key), data_b.metrics.get(key), tolerance, gap)
-        )
+        row = _metric_row(key, data_a.metrics.get(key), data_b.metrics.get(key), tolerance, gap)
+        if history is not None and row["result"] == SAME:
+            row["result"] = _steps(history, run_a.info.run_id, run_b.info.run_id, key, tolerance)
+        rows.append(row)
     tags_a, tags_b = _tags(data_a.tags), _tags(data_b.tags)
     for key in sorted(set(tags_a) | set(tags_b)):
         rows.append(_text_row("tag", key, tags_a.get(key), tags_b.get(key)))
@@ -170,6 +194,19 @@ def _metric_row(
     else:
         row["result"] = CHANGED
     return row
+
+
+def _steps(history: History, run_a: str, run_b: str, key: str, tolerance: Tolerance) -> str:
+    """``same``, or ``changed (step N)`` at the first step whose values differ."""
+    points_a, points_b = history(run_a, key), history(run_b, key)
+    values_b = dict(points_b)
+    for step, value in points_a:
+        other = values_b.pop(step, None)
+        if other is None or not tolerance.same(value, other):
+            return f"{CHANGED} (step {step})"
+    if values_b:
+        return f"{CHANGED} (step {min(values_b)})"
+    return SAME
 
 
 def _gap(a: dict[str, float], b: dict[str, float]) -> float | None:
