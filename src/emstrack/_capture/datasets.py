@@ -46,6 +46,8 @@ USER_DATAFRAME = "user DataFrame"
 USER_HOUSEHOLD_DATA = "user HouseholdData"
 BUNDLED_SAMPLE = "bundled sample"
 CONTEXT_TAG = "mlflow.data.context"
+MAX_NAME_LENGTH = 500
+"""MLflow's limit on a dataset name (and on an input tag value); longer ones are cut."""
 _MLFLOW_TYPES = {"f": "double", "i": "long", "u": "long", "b": "boolean", "M": "datetime"}
 
 
@@ -79,7 +81,7 @@ def dataset_event(
     is_code = source_text in {USER_DATAFRAME, USER_HOUSEHOLD_DATA}
     event: dict[str, Any] = {
         "e": "dataset",
-        "name": name,
+        "name": name[:MAX_NAME_LENGTH],
         "digest": full[:DIGEST_FIELD_LENGTH],
         "source_type": "code" if is_code else "local",
         "source": json.dumps(
@@ -87,7 +89,7 @@ def dataset_event(
         ),
         "schema": json.dumps(schema),
         "profile": json.dumps(profile),
-        "context": context,
+        "context": context[:MAX_NAME_LENGTH] if context else None,
     }
     return event
 
