@@ -91,6 +91,10 @@ def test_python_api_and_text_table(store, tmp_path):
     new = store.client.get_run(result.new_run_id)
     assert new.data.tags["emstrack.rerun_of"] == run_id
     assert new.data.tags["emstrack.function_path"] == "emstrack.ems._pipelines:compare_modes"
+    elsewhere = emstrack.rerun(run_id, experiment="reruns")
+    [moved] = store.runs("reruns")
+    assert moved.info.run_id == elsewhere.new_run_id
+    assert elsewhere.same
 
 
 def test_changed_household_data_is_named(store, tmp_path):
