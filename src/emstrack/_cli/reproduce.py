@@ -69,6 +69,7 @@ def rerun(
     from .._reproduce.errors import RerunError
     from .._reproduce.rerun import rerun as run_again
     from ..analysis._diff import only_changed as changed_rows
+    from ..analysis._errors import AnalysisError
 
     if as_csv and as_json:
         raise click.UsageError("--csv and --json exclude each other")
@@ -76,7 +77,7 @@ def rerun(
         result = run_again(
             run_id, tracking_uri=tracking_uri, experiment=experiment, rtol=rtol, atol=atol
         )
-    except RerunError as error:
+    except (RerunError, AnalysisError, OSError) as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(EXIT_NOT_RECREATED)
     table = changed_rows(result.table) if only_changed else result.table
