@@ -20,6 +20,8 @@ if _typing.TYPE_CHECKING:
         TrackingError,
     )
     from ._instrument.api import instrument, uninstrument
+    from ._reproduce.errors import RerunError
+    from ._reproduce.rerun import RerunResult, rerun
     from ._sweep import SweepReport, sweep
     from ._tracking.decorator import tracked_optimization
     from ._tracking.run import Run, active_run, tracked_run
@@ -29,6 +31,8 @@ __all__ = [
     "EmstrackError",
     "EmstrackWarning",
     "PendingRun",
+    "RerunError",
+    "RerunResult",
     "Run",
     "SolverMetrics",
     "StoreUnavailableError",
@@ -40,6 +44,7 @@ __all__ = [
     "flush",
     "instrument",
     "pending",
+    "rerun",
     "solver_metrics",
     "sweep",
     "sync",
@@ -53,6 +58,8 @@ _LAZY = {
     "EmstrackError": "._errors",
     "EmstrackWarning": "._errors",
     "PendingRun": "._delivery.replay",
+    "RerunError": "._reproduce.errors",
+    "RerunResult": "._reproduce.rerun",
     "Run": "._tracking.run",
     "SolverMetrics": "._capture.pulp",
     "StoreUnavailableError": "._errors",
@@ -63,6 +70,7 @@ _LAZY = {
     "flush": "._delivery.replay",
     "instrument": "._instrument.api",
     "pending": "._delivery.replay",
+    "rerun": "._reproduce.rerun",
     "solver_metrics": "._capture.pulp",
     "sweep": "._sweep",
     "sync": "._delivery.replay",

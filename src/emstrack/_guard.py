@@ -24,7 +24,15 @@ from pathlib import Path
 from . import _settings
 from ._errors import EmstrackWarning, TrackingError, describe
 
-__all__ = ["Problems", "describe", "fail", "raise_if_strict", "strict", "warn"]
+__all__ = [
+    "Problems",
+    "describe",
+    "fail",
+    "raise_if_strict",
+    "settle",
+    "strict",
+    "warn",
+]
 
 MAX_PROBLEMS_SHOWN = 8
 _PACKAGE_DIR = str(Path(__file__).parent)
@@ -104,6 +112,27 @@ def raise_if_strict(message: str) -> None:
     """Strict mode raises now; otherwise the caller reports the problem with the run's warning."""
     if strict():
         raise TrackingError(message)
+
+
+def settle(
+    failures: list[TrackingError],
+    *,
+    strict_report: Callable[[TrackingError], object],
+    lenient_report: Callable[[str], object],
+) -> TrackingError | None:
+    """Report failures found after the user's code has finished (``emstrack run``'s end).
+
+    Strict: each goes to ``strict_report`` and the first is returned for the caller to raise
+    once the script's own outcome is settled. Otherwise each goes to ``lenient_report`` as text
+    and ``None`` is returned.
+    """
+    if strict():
+        for failure in failures:
+            strict_report(failure)
+        return failures[0] if failures else None
+    for failure in failures:
+        lenient_report(str(failure))
+    return None
 
 
 def fail(message: str, *, cause: BaseException | None = None) -> None:

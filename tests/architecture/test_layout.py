@@ -139,6 +139,9 @@ _ALLOWED = {
     "_replace",  # likewise (urllib's SplitResult)
     "_fields",
     "_getframe",
+    # emstrack run must run the script's atexit handlers before dying by SIGINT, as python does;
+    # the atexit module has no public way to do that.
+    "_run_exitfuncs",
 }
 
 

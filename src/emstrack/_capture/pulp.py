@@ -11,6 +11,7 @@ Infeasible, unbounded and unsolved outcomes are recorded like any other.
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 import threading
@@ -123,7 +124,26 @@ def _from_problem(problem: Any) -> SolverMetrics:
         integer_variables=_integer_variables(problem),
         is_mip=bool(problem.isMIP()),
         solver=str(getattr(solver, "name", type(solver).__name__ if solver else "unknown")),
+        gap_rel=_gap_rel(problem, solver),
     )
+
+
+def _gap_rel(problem: Any, solver: Any) -> float | None:
+    """A MIP's relative gap: HiGHS' achieved ``mip_gap``, else the solver's ``gapRel`` setting."""
+    try:
+        if not problem.isMIP():
+            return None
+        model: Any = getattr(problem, "solverModel", None)
+        if getattr(solver, "name", None) == "HiGHS" and hasattr(model, "getInfo"):
+            gap = float(model.getInfo().mip_gap)
+            if math.isfinite(gap):
+                return gap
+        setting = getattr(solver, "gapRel", None)
+        if setting is None:
+            setting = (getattr(solver, "optionsDict", None) or {}).get("gapRel")
+        return None if setting is None else float(setting)
+    except Exception:
+        return None
 
 
 def _from_stats(stats: Any, problem: Any) -> SolverMetrics:

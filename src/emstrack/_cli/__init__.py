@@ -14,9 +14,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import analysis, demo, report, run, spool, sweep, ui
+    from . import analysis, demo, report, reproduce, run, spool, sweep, ui
 
-    for module in (demo, analysis, report, spool, ui, run, sweep):
+    for module in (demo, analysis, report, spool, ui, run, sweep, reproduce):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -28,6 +28,8 @@ class UnsentRecords:
     files: list[tuple[str, str, str | None]] = field(default_factory=list)
     """(kind, path relative to the entry, artifact folder); kind is "file" or "dir"."""
     end: Event | None = None
+    datasets: list[Event] = field(default_factory=list)
+    """``dataset`` events: dataset inputs (see :meth:`Store.log_inputs`)."""
 
     @classmethod
     def gather(cls, events: Iterable[Event]) -> UnsentRecords:
@@ -45,6 +47,8 @@ class UnsentRecords:
                 pending.files.append(("file", event["file"], event.get("dir")))
             elif kind == "artifact_dir":
                 pending.files.append(("dir", event["folder"], event.get("dir")))
+            elif kind == "dataset":
+                pending.datasets.append(event)
             elif kind == "end":
                 pending.end = event
         return pending
@@ -122,6 +126,8 @@ def ship(
             pending.metrics,
             list(pending.tags.items()),
         )
+        if pending.datasets:
+            store.log_inputs(state.run_id, pending.datasets)
         for kind, relative, artifact_dir in pending.files:
             local = entry.folder / relative
             if kind == "dir":

@@ -10,7 +10,8 @@ One folder per run under the spool root (default ``.emstrack/spool``)::
 
 Events, in order: ``start`` (run key, tracking URI without credentials, experiment, run name,
 parent run key, start time, tags), then any number of ``params``, ``metrics`` (key, value, step,
-timestamp), ``tags``, ``artifact`` and ``artifact_dir``, and finally ``end`` (status, end time).
+timestamp), ``tags``, ``artifact``, ``artifact_dir`` and ``dataset`` (a dataset input: name,
+digest, source, schema, profile, context), and finally ``end`` (status, end time).
 A run whose every event reached the store is deleted; a run that did not is fsync'ed and stays
 for ``emstrack sync``, which replays it through the same shipping code.
 

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,6 +355,33 @@ class Store:
                 params=[Param(k, v) for k, v in batch.params],
                 tags=[RunTag(k, v) for k, v in batch.tags],
                 synchronous=True,
+            )
+
+    def log_inputs(self, run_id: str, datasets: Sequence[Mapping[str, Any]]) -> None:
+        """Write ``dataset`` spool events as dataset inputs (MLflow keeps one per dataset)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(
+                Dataset(
+                    name=event["name"],
+                    digest=event["digest"],
+                    source_type=event["source_type"],
+                    source=event["source"],
+                    schema=event.get("schema"),
+                    profile=event.get("profile"),
+                ),
+                tags=[InputTag("mlflow.data.context", event["context"])]
+                if event.get("context")
+                else [],
+            )
+            for event in datasets
+        ]
+        for start in range(0, len(inputs), MAX_ENTITIES_PER_BATCH):
+            self.call(
+                self.client.log_inputs,
+                run_id,
+                datasets=inputs[start : start + MAX_ENTITIES_PER_BATCH],
             )
 
     def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None) -> None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .. import _settings
+from .. import _guard, _settings
 from .._errors import ConfigurationError, EmstrackWarning, TrackingError
 from . import patching, program
 from .api import wrapper_factory
@@ -338,11 +338,9 @@ class ScriptRunner:
                 shutil.rmtree(self.capture_dir, ignore_errors=True)
         if self.failures:
             failures.append(TrackingError("; ".join(self.failures)))
-        for failure in failures:
-            if _settings.strict():
-                self._report_failure(failure)
-            else:
-                self._say(str(failure))
+        first = _guard.settle(
+            failures, strict_report=self._report_failure, lenient_report=self._say
+        )
         for tracked in self.tracked:
             if tracked.problem is not None:
                 self._say(f"not tracked: {tracked.problem}")
@@ -354,7 +352,7 @@ class ScriptRunner:
             f"run {run.run_id or run.key} {run.status} in experiment {run.experiment!r} "
             f"(exit status {status})"
         )
-        return failures[0] if failures and _settings.strict() else None
+        return first
 
     def _log_end(self, status: int) -> None:
         run = self.run

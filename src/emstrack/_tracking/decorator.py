@@ -77,6 +77,7 @@ class _Plan:
             _, *rest = self.signature.parameters.values()
             self._bound_signature = self.signature.replace(parameters=rest)
         self._check()
+        self.recorded_tags = _recording_tags(function, options)
 
     # ------------------------------------------------------------------ decoration-time checks
 
@@ -205,7 +206,11 @@ class _Plan:
         run = Run(
             name,
             experiment=options.experiment,
-            tags={**(options.tags or {}), "emstrack.function": self.qualname},
+            tags={
+                **self.recorded_tags,
+                **(options.tags or {}),
+                "emstrack.function": self.qualname,
+            },
             nested=options.nested,
             tracking_uri=options.tracking_uri,
             source=self.qualname,
@@ -219,6 +224,7 @@ class _Plan:
             run.log_params(params)
             if options.log_inputs:
                 run.log_config(params if options.params is not None else arguments)
+                run.record_call(arguments)
             artifacts = [self._fill(template, fields, run) for template in options.artifacts]
         except BaseException as exc:
             run.__exit__(type(exc), exc, exc.__traceback__)
@@ -298,6 +304,16 @@ class _Plan:
                 run.log_artifact(path)
             elif complain:
                 run.record_problem(f"artifact {path_text!r} does not exist after the call")
+
+
+def _recording_tags(function: Callable[..., Any], options: _Options) -> dict[str, str]:
+    """The function's import path and options, for ``emstrack rerun`` (never fails)."""
+    try:
+        from .._reproduce.recording import tags_for
+
+        return tags_for(function, options)
+    except Exception:
+        return {}
 
 
 def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:

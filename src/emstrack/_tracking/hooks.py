@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 __all__ = ["BUILTIN_HOOKS", "RunHandle", "RunHook", "register", "registered", "unregister"]
 
 #: Modules that register built-in hooks when imported, in the order their hooks run.
-BUILTIN_HOOKS: tuple[str, ...] = ("emstrack._capture.pulp",)
+BUILTIN_HOOKS: tuple[str, ...] = ("emstrack._capture.pulp", "emstrack._capture.datasets")
 
 
 @runtime_checkable
@@ -49,6 +49,12 @@ class RunHandle(Protocol):
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Log a file into the run."""
+        ...
+
+    def log_dataset(
+        self, frame: Any, name: str, source: str | None = None, context: str | None = None
+    ) -> None:
+        """Record a DataFrame as a dataset input of the run."""
         ...
 
     def record_problem(self, message: str) -> None:

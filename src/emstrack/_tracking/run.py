@@ -102,6 +102,7 @@ class Run:
         self._artifact_paths = ArtifactPaths()
         self._config: Any = None
         self._config_set = False
+        self._config_sections: dict[str, Any] = {}
         self._entry: SpoolEntry | None = None
         self._state = ShipState()
         self._kept_in_spool = False
@@ -236,6 +237,22 @@ class Run:
         if "." not in Path(name).name:
             name += ".png"
         self._guard("log_figure", self._log_figure, figure, name)
+
+    def log_dataset(
+        self, frame: Any, name: str, source: str | None = None, context: str | None = None
+    ) -> None:
+        """Record a pandas DataFrame as an MLflow dataset input of the run.
+
+        The digest is SHA-256 over the whole frame, its index included (MLflow's own hashes
+        only the first 10,000 rows); the profile holds the row count and the time range.
+        ``source`` defaults to ``"user DataFrame"``; ``context`` (e.g. ``"training"``) becomes
+        the input's ``mlflow.data.context`` tag.
+        """
+        from .._capture.dataset_event import dataset_event
+
+        self._guard(
+            "log_dataset", lambda: self._append(dataset_event(frame, name, source, context))
+        )
 
     def flush(self) -> None:
         """Write everything logged so far to the store now."""
@@ -464,6 +481,15 @@ class Run:
         else:
             self._store_bytes(dumps_json(document).encode("ascii"), name)
 
+    def record_call(self, arguments: Mapping[str, object]) -> None:
+        """Keep a decorated call's arguments as config.json's ``call`` (for ``emstrack rerun``)."""
+        from .._reproduce.recording import call_section
+
+        self._guard(
+            "recording the call",
+            lambda: self._config_sections.update(call=call_section(arguments, self._redactor)),
+        )
+
     def _log_figure(self, figure: Any, name: str) -> None:
         buffer = io.BytesIO()
         suffix = Path(name).suffix.lstrip(".").lower() or "png"
@@ -486,9 +512,9 @@ class Run:
             }.items()
             if content
         }
-        if not self._config_set and not mapping:
+        if not self._config_set and not mapping and not self._config_sections:
             return
-        document: dict[str, Any] = {"inputs": self._config}
+        document: dict[str, Any] = {"inputs": self._config, **self._config_sections}
         if mapping:
             document["mapping"] = mapping
         self._guard(

@@ -103,6 +103,7 @@ __all__ = [
     "StoreError",
     "best_run",
     "compare",
+    "diff",
     "export",
     "metric_direction",
     "report",
@@ -154,7 +155,9 @@ def runs(
         params: Param keys to include (default: all).
         metrics: Metric keys to include (default: all).
         tags: Tag keys to include; default: all but MLflow's own ``mlflow.*`` tags and
-            emstrack's bookkeeping tags (``emstrack.run_key``, ``emstrack.parent_key``);
+            emstrack's bookkeeping tags (``emstrack.run_key``, ``emstrack.parent_key`` and what
+            ``emstrack rerun`` reads: ``emstrack.function_path``, ``emstrack.function_file``,
+            ``emstrack.tracking_options``);
             ``"all"`` for every tag.
         schema: A pydantic model whose field types decide the params' dtypes.
         tracking_uri: Store to read; default as for tracking.
@@ -306,6 +309,56 @@ def best_run(
     row = tidy(full, names_by_id(ids), declared_types(schema)).iloc[0]
     row.name = best["run_id"]
     return row
+
+
+def diff(
+    run_a: str,
+    run_b: str,
+    *,
+    only_changed: bool = False,
+    rtol: float = 1e-9,
+    atol: float = 0.0,
+    tracking_uri: str | None = None,
+) -> pd.DataFrame:
+    """Two runs side by side: status, params, metrics, tags that matter and dataset digests.
+
+    Args:
+        run_a: The first run's id.
+        run_b: The second run's id.
+        only_changed: Keep only the rows that differ.
+        rtol: Relative tolerance of metric comparisons.
+        atol: Absolute tolerance of metric comparisons.
+        tracking_uri: Store to read; default as for tracking.
+
+    Returns:
+        One row per compared item: ``kind`` (``status``, ``param``, ``metric``, ``tag``,
+        ``dataset``), ``key``, ``a``, ``b``, ``abs_diff`` and ``rel_diff`` (metrics), and
+        ``result``: ``same``, ``changed``, ``same (within MIP gap)`` (an objective inside the
+        recorded relative MIP gap), ``not compared (timing)`` (wall-clock figures), ``only in
+        a`` or ``only in b``. Metrics are the same when ``|a - b| <= atol + rtol * max(|a|,
+        |b|)`` at their latest value and at every step (``changed (step N)`` names the first
+        step that differs); datasets compare digests, matched by name
+        and context. ``attrs`` hold ``run_a``, ``run_b``, ``changed_metrics`` and
+        ``datasets`` (``same``, ``changed`` or ``none recorded``).
+
+    Raises:
+        RunNotFoundError: A run id is not in the store.
+        StoreError: The store cannot be read.
+
+    """
+    from mlflow.tracking import MlflowClient
+
+    from .. import _settings
+    from . import _diff
+
+    uri = _settings.tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    first = _diff.fetch_run(client, run_a, uri)
+    second = _diff.fetch_run(client, run_b, uri)
+    table = _diff.compare_runs(
+        first, second, _diff.Tolerance(rtol, atol), history=_diff.client_history(client)
+    )
+    return _diff.only_changed(table) if only_changed else table
 
 
 def series(
