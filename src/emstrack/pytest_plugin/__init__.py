@@ -21,7 +21,6 @@ and pydantic are loaded only when a test uses a fixture that needs them.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,5 +181,7 @@ def _outcome(item: pytest.Item) -> tuple[str, BaseException | None]:
 def _temporary_store(config: pytest.Config) -> str:
     folder = config.stash.get(_keys.TEMPORARY_STORE, None)
     if folder is None:
-        folder = config.stash[_keys.TEMPORARY_STORE] = tempfile.mkdtemp(prefix="emstrack-pytest-")
+        from . import _temporary
+
+        folder = config.stash[_keys.TEMPORARY_STORE] = str(_temporary.create())
     return "sqlite:///" + str(Path(folder) / "mlflow.db")

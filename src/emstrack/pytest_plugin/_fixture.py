@@ -165,6 +165,8 @@ class EmsRegression:
                 "objective_metrics": None if objective_metrics is None else list(objective_metrics),
             },
         )
+        if mip_gap is not None and (isinstance(mip_gap, bool) or not 0 <= mip_gap < 1):
+            raise ConfigurationError(f"mip_gap must be a number in [0, 1), not {mip_gap!r}")
         gap = _largest(mip_gap, self._reported_gap())
         baseline, where = self._baseline(check_name, list(current))
         rows = compare(

@@ -21,6 +21,7 @@ class Summary:
         self.written: list[dict[str, Any]] = []
         self.failed: list[tuple[str, list[dict[str, Any]]]] = []
         self.improved: list[tuple[str, list[dict[str, Any]]]] = []
+        self.within_gap: list[tuple[str, list[dict[str, Any]]]] = []
         self.recorded: list[str] = []
         self.store: str | None = None
 
@@ -37,6 +38,9 @@ class Summary:
         improved = [c for c in checks if not c.get("failed") and c.get("verdict") == "improved"]
         if improved:
             self.improved.append((report.nodeid, improved))
+        in_gap = [c for c in checks if not c.get("failed") and c.get("verdict") == "within gap"]
+        if in_gap:
+            self.within_gap.append((report.nodeid, in_gap))
         self.written.extend(found.get("written") or [])
         if found.get("run"):
             self.recorded.append(str(found["run"]))
@@ -45,7 +49,7 @@ class Summary:
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Print the emstrack section, when there is anything to say."""
-        if not (self.written or self.failed or self.improved or self.recorded):
+        if not (self.written or self.failed or self.improved or self.within_gap or self.recorded):
             return
         write = terminalreporter.write_line
         terminalreporter.write_sep("=", "emstrack")
@@ -60,6 +64,10 @@ class Summary:
         if self.improved:
             write(f"improved ({len(self.improved)} test{_s(self.improved)}):")
             for nodeid, checks in self.improved:
+                write(f"  {nodeid}: {_describe(checks)}")
+        if self.within_gap:
+            write(f"within the MIP gap ({len(self.within_gap)} test{_s(self.within_gap)}):")
+            for nodeid, checks in self.within_gap:
                 write(f"  {nodeid}: {_describe(checks)}")
         if self.recorded:
             write(f"recorded {len(self.recorded)} run{_s(self.recorded)} in {self.store}")

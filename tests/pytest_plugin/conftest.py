@@ -1,0 +1,125 @@
+"""Fixtures of the pytest plugin's tests: a pytester project with the reference EMS model."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+# In-process pytester runs drop the modules imported after pytester's snapshot; numpy cannot
+# be imported twice in a process and the `store` fixture's MlflowClient must survive, so both
+# are imported here, before any snapshot is taken.
+import mlflow.tracking  # noqa: F401
+import pytest
+
+import emstrack.ems  # noqa: F401
+
+pytest_plugins = ["pytester"]
+
+INI = """
+[pytest]
+addopts = -p no:cacheprovider -p no:randomly
+filterwarnings =
+    error
+    ignore::sqlalchemy.exc.SADeprecationWarning
+    ignore:PULP_CBC_CMD is deprecated:DeprecationWarning
+"""
+
+KPI_TESTS = """
+import os
+
+import pytest
+
+from emstrack.ems import optimize_building
+from emstrack.schemas import BatterySettings, OptimizationParams
+
+
+def kpis():
+    efficiency = float(os.environ["EMS_EFFICIENCY"])
+    params = OptimizationParams(
+        building_id="DE_KN_residential1",
+        battery_enabled=True,
+        n_days=1,
+        battery=BatterySettings(
+            charge_efficiency=efficiency, discharge_efficiency=efficiency
+        ),
+    )
+    metrics = optimize_building(params).metrics
+    return {
+        "total_cost": metrics.total_cost,
+        "savings_pct": metrics.savings_pct,
+        "solver_status": metrics.solver_status,
+    }
+
+
+def test_tight(ems_regression):
+    ems_regression.check(kpis())
+
+
+@pytest.mark.emstrack(rtol=1e-3)
+def test_loose(ems_regression):
+    ems_regression.check(kpis())
+"""
+
+
+@dataclass
+class Project:
+    """A pytester project whose tests check the EMS model's KPIs against baselines."""
+
+    pytester: pytest.Pytester
+
+    @property
+    def path(self) -> Path:
+        return self.pytester.path
+
+    def efficiency(self, value: float) -> None:
+        os.environ["EMS_EFFICIENCY"] = repr(value)
+
+    def run(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
+        if subprocess:
+            return self.pytester.runpytest_subprocess(*args, timeout=240)
+        return self.pytester.runpytest(*args)
+
+    def baseline(self, test: str) -> Path:
+        return self.path / "emstrack_baselines" / "test_kpis" / f"{test}.json"
+
+    def baselines(self) -> dict[str, str]:
+        """The baseline files of ``test_kpis.py`` by name."""
+        return {p.name: p.read_text() for p in self.baseline("x").parent.glob("*.json")}
+
+    def with_baselines(self) -> None:
+        """Baselines of the unchanged model, made by ``--emstrack-update-baseline`` once."""
+        if not _BASELINES:
+            self.run("--emstrack-update-baseline").assert_outcomes(passed=2)
+            _BASELINES.update(self.baselines())
+            return
+        self.baseline("x").parent.mkdir(parents=True)
+        for name, text in _BASELINES.items():
+            (self.baseline("x").parent / name).write_text(text)
+
+
+_BASELINES: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder shared by the session's runs (the temporary store's template lives here)."""
+    return tmp_path_factory.mktemp("cache-home")
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, cache_home: Path
+) -> Project:
+    """A project with ``test_kpis.py`` (a strict and a loose check), strict tracking, no store."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "EMSTRACK_BACKGROUND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EMSTRACK_STRICT", "1")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("EMSTRACK_SPOOL_DIR", str(pytester.path / "spool"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    monkeypatch.setenv("EMS_EFFICIENCY", "0.95")
+    pytester.makefile(".ini", pytest=textwrap.dedent(INI))
+    pytester.makepyfile(test_kpis=KPI_TESTS)
+    return Project(pytester)
