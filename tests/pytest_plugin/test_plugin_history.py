@@ -75,10 +75,6 @@ def test_emstrack_records_one_run_per_test_and_baselines_come_back_from_it(store
     # ... or a given run (the passing one, at the same efficiency: both tests match it)
     by_id = project.run(f"--emstrack-baseline-from=run:{loose.info.run_id}", uri, subprocess=True)
     by_id.assert_outcomes(passed=2)
-    project.efficiency(0.80)
-    worse = project.run(f"--emstrack-baseline-from=run:{loose.info.run_id}", uri, subprocess=True)
-    worse.assert_outcomes(failed=2)
-    worse.stdout.fnmatch_lines([f"*differ from the baseline (run {loose.info.run_id}*"])
     assert len(store.runs("pytest")) == 2  # reading baselines records nothing
 
 

@@ -29,22 +29,22 @@ import sys
 
 import pytest
 
-HEAVY = {heavy!r}
+HEAVY = ("mlflow", "pandas", "pydantic", "numpy", "pulp")
 
 
 def test_plain():
     assert 1 + 1 == 2
 
 
-@pytest.mark.emstrack(rtol=1e-3, tolerances={{"total_cost": {{"rtol": 1e-2}}}}, experiment="x")
+@pytest.mark.emstrack(rtol=1e-3, tolerances={"total_cost": {"rtol": 1e-2}}, experiment="x")
 def test_marked_and_checked(ems_regression):
-    ems_regression.check({{"total_cost": 10.0, "solver_status": "Optimal"}})
+    ems_regression.check({"total_cost": 10.0, "solver_status": "Optimal"})
     assert [m for m in HEAVY if m in sys.modules] == []
 """
 
 
 def test_unused_plugin_is_inert_under_strict_markers_and_warnings_as_errors(project):
-    project.pytester.makepyfile(test_plain=PLAIN_TESTS.format(heavy=HEAVY))
+    project.pytester.makepyfile(test_plain=PLAIN_TESTS)
     folder = project.path / "emstrack_baselines" / "test_plain"
     folder.mkdir(parents=True)
     update = project.run(

@@ -285,7 +285,9 @@ class EmsRegression:
         else:
             verdict = result.verdict.value
             shown = [
-                row for row in result.rows if row.verdict.fails or row.verdict is Verdict.IMPROVED
+                row
+                for row in result.rows
+                if row.verdict.fails or row.verdict in (Verdict.IMPROVED, Verdict.WITHIN_GAP)
             ]
             lines = [f"{change_text(row)} {row.verdict.value}" for row in shown[:_SUMMARY_LINES]]
             if len(shown) > _SUMMARY_LINES:
