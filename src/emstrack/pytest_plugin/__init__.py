@@ -32,6 +32,7 @@ from . import _keys, _options
 if TYPE_CHECKING:
     from emstrack import Run
 
+    from ._config import Settings
     from ._fixture import CheckResult, EmsRegression
 
 __all__ = ["CheckResult", "EmsRegression", "ems_regression", "emstrack_run"]
@@ -61,7 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker, read the options, and start collecting the summary."""
     config.addinivalue_line("markers", _MARKER)
-    config.stash[_keys.SETTINGS] = _options.Settings.from_config(config)
+    if _options.in_use(config):
+        _settings(config)  # malformed options are a usage error now, not at the first test
     from ._summary import Summary
 
     config.pluginmanager.register(Summary(), "emstrack-summary")
@@ -76,9 +78,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     """One header line when an emstrack option is in use."""
-    settings = config.stash.get(_keys.SETTINGS, None)
-    if settings is None:
+    if not _options.in_use(config):
         return None
+    settings = _settings(config)
     parts = []
     if settings.track:
         parts.append(f"recording runs in experiment {settings.experiment!r}")
@@ -130,7 +132,7 @@ def emstrack_run(request: pytest.FixtureRequest) -> Iterator[Run]:
     from ._history import TestRun
 
     item = request.node
-    settings = request.config.stash[_keys.SETTINGS]
+    settings = _settings(request.config)
     from ._fixture import marker_options
 
     experiment = marker_options(item).get("experiment") or settings.experiment
@@ -158,7 +160,7 @@ def ems_regression(request: pytest.FixtureRequest) -> Iterator[EmsRegression]:
     from ._fixture import EmsRegression
 
     item = request.node
-    settings = request.config.stash[_keys.SETTINGS]
+    settings = _settings(request.config)
     test_run = None
     if settings.track or "emstrack_run" in request.fixturenames:
         request.getfixturevalue("emstrack_run")
@@ -166,6 +168,15 @@ def ems_regression(request: pytest.FixtureRequest) -> Iterator[EmsRegression]:
     regression = EmsRegression(item, settings, test_run)
     yield regression
     regression.finish(passed=_outcome(item)[0] == "passed")
+
+
+def _settings(config: pytest.Config) -> Settings:
+    settings = config.stash.get(_keys.SETTINGS, None)
+    if settings is None:
+        from ._config import Settings
+
+        settings = config.stash[_keys.SETTINGS] = Settings.from_config(config)
+    return settings
 
 
 def _outcome(item: pytest.Item) -> tuple[str, BaseException | None]:

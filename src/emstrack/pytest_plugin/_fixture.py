@@ -14,9 +14,9 @@ from .._errors import ConfigurationError
 from . import _baseline, _keys
 from ._baseline import DEFAULT_CHECK, BaselineFile, Check
 from ._compare import Row, Rules, Verdict, compare, worst
+from ._config import Settings
 from ._flatten import Scalar, flatten
 from ._history import TestRun, test_key
-from ._options import Settings
 from ._table import change_text, render
 
 Direction = Literal["lower", "higher"]

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from ._config import Settings
     from ._history import TestRun
-    from ._options import Settings
 
 SETTINGS: pytest.StashKey[Settings] = pytest.StashKey()
 """The session's options, read once."""

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._baseline import DEFAULT_CHECK, Check
+from ._config import BaselineSource
 from ._flatten import Scalar
-from ._options import BaselineSource
 
 if TYPE_CHECKING:
     from emstrack import Run
