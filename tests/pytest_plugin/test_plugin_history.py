@@ -31,7 +31,7 @@ def _git_commit(path) -> str:
     return git("rev-parse", "HEAD")
 
 
-def test_emstrack_records_one_run_per_test_and_baselines_come_back_from_it(store, project):
+def test_emstrack_records_one_run_per_test(store, project):
     commit = _git_commit(project.path)
     project.with_baselines()
     project.efficiency(0.9499)
@@ -58,6 +58,16 @@ def test_emstrack_records_one_run_per_test_and_baselines_come_back_from_it(store
         assert keys == {"default": ["total_cost", "savings_pct", "solver_status"]}
         assert "solver.objective" in run.data.metrics  # the solve, captured inside the test run
 
+
+@pytest.mark.slow
+def test_baselines_come_back_from_the_store(store, project):
+    project.with_baselines()
+    project.efficiency(0.9499)
+    uri = f"--emstrack-tracking-uri={store.uri}"
+    project.run("--emstrack", uri, subprocess=True).assert_outcomes(passed=1, failed=1)
+    runs = {run.info.run_name: run for run in store.runs("pytest")}
+    loose = runs["test_kpis.py::test_loose"]
+
     # Baselines from the store: the latest passing run of the same test
     for path in project.baseline("x").parent.glob("*.json"):
         path.unlink()
@@ -75,6 +85,13 @@ def test_emstrack_records_one_run_per_test_and_baselines_come_back_from_it(store
     # ... or a given run (the passing one, at the same efficiency: both tests match it)
     by_id = project.run(f"--emstrack-baseline-from=run:{loose.info.run_id}", uri, subprocess=True)
     by_id.assert_outcomes(passed=2)
+    # ... or the latest run of the same test with a tag (here: the failed one)
+    tagged = project.run(
+        "--emstrack-baseline-from=tag:pytest.outcome=failed", uri, "-rA", subprocess=True
+    )
+    tagged.assert_outcomes(passed=1, failed=1)
+    assert "PASSED test_kpis.py::test_tight" in tagged.stdout.str()
+    tagged.stdout.fnmatch_lines(["*no finished run tagged pytest.outcome=failed of this test*"])
     assert len(store.runs("pytest")) == 2  # reading baselines records nothing
 
 
