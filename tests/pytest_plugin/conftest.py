@@ -123,3 +123,22 @@ def project(
     pytester.makefile(".ini", pytest=textwrap.dedent(INI))
     pytester.makepyfile(test_kpis=KPI_TESTS)
     return Project(pytester)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mlflow_store_modules_loaded(template_database: Path, tmp_path_factory) -> None:
+    """Load MLflow's SQL store code before any pytester snapshot.
+
+    In-process pytester runs remove the modules imported after their snapshot; MLflow's store
+    modules imported again later re-register SQLAlchemy functions and warn (an error here).
+    """
+    import shutil
+
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    database = tmp_path_factory.mktemp("preload") / "mlflow.db"
+    shutil.copyfile(template_database, database)
+    client = MlflowClient(tracking_uri=f"sqlite:///{database}")
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")
