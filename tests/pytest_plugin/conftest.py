@@ -19,7 +19,9 @@ pytest_plugins = ["pytester"]
 
 INI = """
 [pytest]
-addopts = -p no:cacheprovider -p no:randomly
+# hypothesis and pytest-benchmark are not used here; they cost seconds per run (and
+# pytest-benchmark warns under xdist, an error with filterwarnings = error)
+addopts = -p no:cacheprovider -p no:hypothesispytest -p no:benchmark
 filterwarnings =
     error
     ignore::sqlalchemy.exc.SADeprecationWarning

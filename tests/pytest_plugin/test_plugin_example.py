@@ -27,7 +27,15 @@ def test_pipeline_a_kpis_example_passes_against_its_baselines():
     ]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "EMSTRACK_STRICT": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(EXAMPLE), "-p", "no:cacheprovider", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(EXAMPLE),
+            "-q",
+            *("-p", "no:cacheprovider"),
+            *("-p", "no:hypothesispytest"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -142,17 +142,14 @@ def test_parallel_workers_give_the_same_verdicts(project):
     files = project.baselines()
     for path in project.baseline("x").parent.glob("*.json"):
         path.unlink()
-    # -p no:benchmark: pytest-benchmark warns under xdist, and warnings are errors here
-    parallel_update = project.run(
-        "-n", "2", "-p", "no:benchmark", "--emstrack-update-baseline", subprocess=True
-    )
+    parallel_update = project.run("-n", "2", "--emstrack-update-baseline", subprocess=True)
     parallel_update.assert_outcomes(passed=2)
     parallel_update.stdout.fnmatch_lines(["baseline files written (2):"])
     assert project.baselines() == files
 
     project.efficiency(0.9499)
     serial = project.run("-rA")
-    parallel = project.run("-n", "2", "-p", "no:benchmark", "-rA", subprocess=True)
+    parallel = project.run("-n", "2", "-rA", subprocess=True)
     serial.assert_outcomes(passed=1, failed=1)
     parallel.assert_outcomes(passed=1, failed=1)
     for result in (serial, parallel):
