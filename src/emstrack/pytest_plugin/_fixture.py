@@ -280,6 +280,8 @@ class EmsRegression:
     def _summarize(
         self, result: CheckResult, *, updated: bool = False, missing: bool = False
     ) -> None:
+        if updated:  # the summary lists the files written, with what changed
+            return
         if missing:
             verdict, lines = "no baseline", [f"no baseline ({result.baseline})"]
         else:

@@ -1,4 +1,8 @@
-"""Fixtures of the pytest plugin's tests: a pytester project with the reference EMS model."""
+"""Fixtures of the pytest plugin's tests: a pytester project with the reference EMS model.
+
+Registered for the whole suite by ``tests/conftest.py`` (``pytest_plugins``), next to
+``pytester``; nothing here is imported or run unless a test asks for ``project``.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-# In-process pytester runs drop the modules imported after pytester's snapshot; numpy cannot
-# be imported twice in a process and the `store` fixture's MlflowClient must survive, so both
-# are imported here, before any snapshot is taken.
-import mlflow.tracking  # noqa: F401
 import pytest
-
-import emstrack.ems  # noqa: F401
-
-pytest_plugins = ["pytester"]
 
 INI = """
 [pytest]
@@ -112,7 +108,10 @@ def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def project(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, cache_home: Path
+    preloaded_modules: None,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    cache_home: Path,
 ) -> Project:
     """A project with ``test_kpis.py`` (a strict and a loose check), strict tracking, no store."""
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "EMSTRACK_BACKGROUND"):
@@ -127,12 +126,14 @@ def project(
     return Project(pytester)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _mlflow_store_modules_loaded(template_database: Path, tmp_path_factory) -> None:
-    """Load MLflow's SQL store code before any pytester snapshot.
+@pytest.fixture(scope="session")
+def preloaded_modules(template_database: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Import the EMS model and MLflow's SQL store code before any pytester snapshot.
 
-    In-process pytester runs remove the modules imported after their snapshot; MLflow's store
-    modules imported again later re-register SQLAlchemy functions and warn (an error here).
+    In-process pytester runs remove the modules imported after their snapshot (taken when the
+    ``pytester`` fixture is made; session fixtures such as this one come first). numpy cannot
+    be imported twice in a process, and MLflow's store modules imported again re-register
+    SQLAlchemy functions and warn (an error here).
     """
     import shutil
 
