@@ -21,6 +21,9 @@ import pytest
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+# The pytest plugin's tests run pytest on generated projects (tests/pytest_plugin/).
+pytest_plugins = ["pytester", "helpers.plugin_project"]
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
