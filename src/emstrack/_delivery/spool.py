@@ -93,9 +93,7 @@ class SpoolEntry:
         try:
             if not entry._take_lock(timeout=0):
                 raise OSError(f"spool entry {folder} is locked by another process")
-            entry._fd = os.open(
-                folder / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
-            )
+            entry._fd = os.open(folder / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except BaseException:
             entry.release()
             shutil.rmtree(folder, ignore_errors=True)
