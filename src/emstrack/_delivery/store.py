@@ -16,6 +16,7 @@ The read side (:mod:`emstrack.analysis`) and the UI server own their own access 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -260,7 +261,10 @@ class Store:
             _limit_http_retries()
             return MlflowClient(tracking_uri=self.uri)
         database.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(database) + ".emstrack-init.lock", thread_local=False):
+        lock_path = str(database) + ".emstrack-init.lock"
+        # FileLock retries a lock file it cannot create forever (a store under /proc): fail now.
+        os.close(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644))
+        with FileLock(lock_path, thread_local=False):
             # Creating the client creates the store, which creates or migrates the schema.
             return MlflowClient(tracking_uri=self.uri)
 
