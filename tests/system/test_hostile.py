@@ -330,7 +330,7 @@ class TestPermanentRejections:
         assert run_folders(lenient.spool) == []
 
 
-# --------------------------------------------------------------------------- 6-8 never break, never stale
+# ------------------------------------------------------------------- 6-8 never break, never stale
 
 
 class TestNoStaleRun:

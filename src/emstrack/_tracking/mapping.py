@@ -249,11 +249,16 @@ def format_float(value: float) -> str:
 
 
 def _numpy_scalar(value: object) -> object:
-    """A numpy scalar or 0-d array as the Python scalar it holds; anything else unchanged."""
+    """A numpy scalar or 0-d array as the Python scalar it holds; anything else unchanged.
+
+    A NaN ``Decimal`` (quiet or signalling, which ``float()`` refuses) becomes ``float("nan")``.
+    """
     if type(value).__module__ == "numpy" and hasattr(value, "item"):
         shape = getattr(value, "shape", ())
         if shape == ():
             return value.item()
+    if isinstance(value, decimal.Decimal) and value.is_nan():
+        return math.nan
     return value
 
 
