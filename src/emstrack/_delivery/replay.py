@@ -147,10 +147,10 @@ def sync(spool_dir: str | Path | None = None, *, tracking_uri: str | None = None
 
 
 def _replay(entry: SpoolEntry, tracking_uri: str | None, report: SyncReport) -> None:
-    described = _describe(entry, in_progress=False)
     try:
         entry.start_event()
     except (OSError, ValueError) as error:
+        described = _describe(entry, in_progress=False)
         _quarantine(
             entry, described, f"cannot be replayed: {describe(error, with_type=False)}", report
         )
@@ -158,6 +158,11 @@ def _replay(entry: SpoolEntry, tracking_uri: str | None, report: SyncReport) -> 
     state = entry.load_state()
     try:
         _close_if_abandoned(entry)
+    except OSError as error:
+        report.failed.append((_describe(entry, in_progress=False), describe(error)))
+        return
+    described = _describe(entry, in_progress=False)
+    try:
         done = ship(entry, state, uri=tracking_uri, replay=True)
     except Exception as error:
         if is_rejection(error):

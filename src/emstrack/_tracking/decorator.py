@@ -127,11 +127,11 @@ class _Plan:
                     f"{option}={template!r}: use named fields such as {{building_id}}, "
                     f"not {{{field}}}"
                 )
-            if base != field:
+            if any(part.startswith("_") for part in re.split(r"[.\[\]]+", field)[1:]):
                 raise ConfigurationError(
-                    f"{option}={template!r}: {{{field}}} reaches into an attribute or item; "
-                    f"templates take plain parameter names such as {{{base}}} (use a callable "
-                    "run_name for anything else)"
+                    f"{option}={template!r}: {{{field}}} reaches into a private or special "
+                    f"attribute; templates take parameters and their public attributes such as "
+                    f"{{{base}}} or {{{base}.name}} (use a callable run_name for anything else)"
                 )
             if "{" in spec or any(int(n) > _MAX_TEMPLATE_WIDTH for n in re.findall(r"\d+", spec)):
                 raise ConfigurationError(
