@@ -84,8 +84,15 @@ def check_store_uri(uri: str) -> None:
         except requests.RequestException as error:
             from .._errors import describe
 
+            text = str(error)
+            if "Connection refused" in text:
+                reason = "connection refused"
+            elif isinstance(error, requests.Timeout):
+                reason = f"no answer within {_PROBE_TIMEOUT_S[1]:.0f} s"
+            else:
+                reason = describe(error, limit=160)
             raise click.ClickException(
-                f"tracking server {redact_uri(uri)} is not reachable ({describe(error, limit=200)})"
+                f"tracking server {redact_uri(uri)} is not reachable ({reason})"
             ) from None
 
 
