@@ -157,6 +157,26 @@ class TestFullSpoolDisk:
         # No torn line, no 0-byte run.jsonl, no folder left behind.
         assert run_folders(spool) == []
 
+    def test_store_down_too_is_told_and_leaves_whole_lines(self, lenient, small_disk, monkeypatch):
+        """Spool full *and* store down: the warning says what is lost; no torn line."""
+        spool = small_disk / "spool"
+        monkeypatch.setenv("EMSTRACK_SPOOL_DIR", str(spool))
+        dead = f"http://127.0.0.1:{free_port()}"
+
+        @tracked_optimization(experiment="full-disk", tracking_uri=dead)
+        def pipeline() -> dict[str, Any]:
+            return {"cost": 1.0, "series": list(np.linspace(0, 1, 100_000))}
+
+        with recorded() as caught:
+            assert pipeline()["cost"] == 1.0
+        (message,) = emstrack_warnings(caught)
+        assert "cannot take records" in message
+        assert "is lost" in message
+        for folder in run_folders(spool):
+            data = (folder / "run.jsonl").read_bytes()
+            assert data.endswith(b"\n")
+            assert all(json.loads(line) for line in data.splitlines())
+
 
 # --------------------------------------------------------------------------- 2 corrupt spool
 
