@@ -354,8 +354,8 @@ class Run:
 
     def _keep(self, entry: SpoolEntry) -> None:
         try:
+            entry.make_durable()  # first: writes what the disk could not take before
             entry.save_state(self._state)
-            entry.make_durable()
             self._kept_in_spool = True
         except OSError:
             self._kept_in_spool = entry.exists()
