@@ -320,9 +320,12 @@ class TestPermanentRejections:
         assert run_folders(lenient.spool) == []
 
     def test_an_http_validation_error_is_not_parked(self, lenient):
-        with answering(400, _Answer.body) as uri, recorded() as caught:
-            with tracked_run("v", experiment="e", tracking_uri=uri) as run:
-                run.log_metrics({"cost": 1.0})
+        with (
+            answering(400, _Answer.body) as uri,
+            recorded() as caught,
+            tracked_run("v", experiment="e", tracking_uri=uri) as run,
+        ):
+            run.log_metrics({"cost": 1.0})
         (message,) = emstrack_warnings(caught)
         assert "rejects it" in message
         assert "bad request" in message
@@ -331,9 +334,12 @@ class TestPermanentRejections:
     @pytest.mark.parametrize("status", [401, 403])
     def test_wrong_credentials_keep_the_run_in_the_spool(self, lenient, status):
         body = b'{"error_code": "PERMISSION_DENIED", "message": "who are you"}'
-        with answering(status, body) as uri, recorded() as caught:
-            with tracked_run("creds", experiment="e", tracking_uri=uri) as run:
-                run.log_metrics({"cost": 1.0})
+        with (
+            answering(status, body) as uri,
+            recorded() as caught,
+            tracked_run("creds", experiment="e", tracking_uri=uri) as run,
+        ):
+            run.log_metrics({"cost": 1.0})
         (message,) = emstrack_warnings(caught)
         assert "emstrack sync" in message
         assert "kept in the spool" in message
@@ -522,9 +528,9 @@ class TestClearErrors:
         )
         assert done.returncode == 1
         lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error:") and expected in lines[0], (
-            done.stderr
-        )
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith("Error:")
+        assert expected in lines[0]
 
     def test_read_only_database_is_one_warning_without_mlflow_spam(self, store, tmp_path):
         """Case 12: an immutable mlflow.db (chattr +i stops root too)."""
@@ -542,9 +548,11 @@ class TestClearErrors:
             done = python(code, cwd=tmp_path, EMSTRACK_SPOOL_DIR=str(store.spool))
         finally:
             subprocess.run(["chattr", "-i", str(store.path)], check=False)
-        assert done.returncode == 0 and "done" in done.stdout, done.stderr
+        assert done.returncode == 0, done.stderr
+        assert "done" in done.stdout
         output = done.stdout + done.stderr
-        assert "ERROR mlflow" not in output and "Traceback" not in output, output
+        assert "ERROR mlflow" not in output, output
+        assert "Traceback" not in output, output
         assert "readonly database" in output
         assert len(done.stderr.strip().splitlines()) <= 2
 
@@ -650,5 +658,6 @@ class TestSmallerOnes:
         )
         assert done.returncode == 1
         lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: no MLflow store"), done.stderr
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith("Error: no MLflow store")
         assert not missing.exists()
