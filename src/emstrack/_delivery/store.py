@@ -169,6 +169,12 @@ def root_cause(error: BaseException) -> str:
     SQLAlchemy's ``(raised as a result of Query-invoked autoflush ...)`` preamble and MLflow's
     wrappers hide e.g. ``attempt to write a readonly database``.
     """
+    status = _http_status(error)
+    if status in {401, 403}:
+        return (
+            f"the store refused the credentials (HTTP {status}; fix MLFLOW_TRACKING_USERNAME/"
+            f"PASSWORD or MLFLOW_TRACKING_TOKEN, then replay): {describe(error, limit=200)}"
+        )
     for cause in _causes(error):
         name = type(cause).__name__
         if name == "OperationalError" and type(cause).__module__.startswith("sqlite3"):
