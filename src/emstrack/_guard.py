@@ -65,11 +65,23 @@ class Problems:
         """A problem found where raising would be wrong (while a run ends): always kept."""
         self._items.append(message)
 
-    def keep_once(self, error: BaseException) -> None:
-        """Keep a failed write once per kind of error: an outage is one problem, not three."""
+    def keep_once(self, error: BaseException, text: str | None = None) -> None:
+        """Keep a failed write once per kind of error: an outage is one problem, not three.
+
+        ``text`` describes the error when its own message hides the cause.
+        """
         kind = type(error).__name__
         if not any(item == kind or item.startswith(kind + ":") for item in self._items):
-            self._items.append(describe(error))
+            self._items.append(text if text is not None else describe(error))
+
+    def now(self, message: str) -> None:
+        """A problem the user must hear about before the pipeline goes on (strict: raised).
+
+        Reported at once, as the run's one warning, and not again when the run ends.
+        """
+        if strict():
+            raise TrackingError(message)
+        warn(message)
 
     def guard(self, what: str, action: Callable[..., object], *args: object) -> None:
         """Run ``action``; its failure becomes the problem ``<what> failed: <error>``."""

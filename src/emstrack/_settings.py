@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_EXPERIMENT = "Default"
-DEFAULT_SECRET_PATTERN = r"password|passwd|secret|token|api_key|apikey|credential|private_key"
+DEFAULT_SECRET_PATTERN = (
+    r"password|passwd|pwd|secret|token|api[-_]?key|access[-_]?key|credential|private[-_]?key"
+    r"|authorization|auth[-_]?header|cookie"
+)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 

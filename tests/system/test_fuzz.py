@@ -14,12 +14,16 @@ import math
 import os
 import posixpath
 import re
+import shutil
+import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -31,6 +35,7 @@ from mlflow.utils.validation import (
 )
 
 from emstrack import EmstrackWarning, tracked_optimization, tracked_run
+from emstrack._delivery.spool import SpoolEntry
 from emstrack._settings import secret_pattern
 from emstrack._tracking.mapping import (
     MAX_KEY_LENGTH,
@@ -46,6 +51,7 @@ from emstrack._tracking.mapping import (
     maps_cleanly,
     mlflow_key,
     safe_artifact_path,
+    secret_values,
     to_jsonable,
 )
 
@@ -381,8 +387,13 @@ def read_back(store: Any, run_id: str) -> tuple[Any, dict[str, Any]]:
 def check_stored(store: Any, run_id: str, params: Any, outputs: Any, inputs: Any) -> None:
     """Everything the mapping produced is in the store; the rest is whole in config.json."""
     run, document = read_back(store, run_id)
-    mapped_params = map_params(params, redactor())
-    mapped_outputs = map_outputs(outputs, redactor())
+    # A run learns the secrets it meets (secret-named values, URL passwords) and scrubs them
+    # from every later text: expect the same.
+    learned = redactor().learn(secret_values(inputs, redactor()))
+    mapped_params = map_params(params, learned)
+    learned = learned.learn(mapped_params.secrets)
+    mapped_outputs = map_outputs(outputs, learned)
+    everything = learned.learn(mapped_outputs.secrets)
     for key, value in mapped_params.params.items():
         assert run.data.params[key] == value, key
     latest: dict[str, tuple[int, float]] = {}
@@ -396,10 +407,11 @@ def check_stored(store: Any, run_id: str, params: Any, outputs: Any, inputs: Any
         assert run.data.tags[key] == value, key
     for key in mapped_outputs.nonfinite:
         assert run.data.tags[mlflow_key("emstrack.nonfinite." + key)]
-    assert document["inputs"] == pair_surrogates(to_jsonable(inputs, redactor()))
+    expected_inputs = everything.scrub_tree(to_jsonable(inputs, learned))
+    assert document["inputs"] == pair_surrogates(expected_inputs)
     mapping = document.get("mapping", {})
     for key, whole in {**mapped_params.cut, **mapped_outputs.cut}.items():
-        assert mapping["cut_values"][key] == pair_surrogates(whole)
+        assert mapping["cut_values"][key] == pair_surrogates(everything.scrub(whole))
     for key, original in {**mapped_params.renamed, **mapped_outputs.renamed}.items():
         assert mapping["renamed_keys"][key] == pair_surrogates(original)
     for key in {**mapped_params.unlogged, **mapped_outputs.unlogged}:
@@ -596,3 +608,231 @@ class TestPureMore:
     def test_artifact_name_never_escapes(self, name):
         """Names from user input stay inside the artifact folder."""
         TestArtifactNames.test_artifact_name_never_escapes.hypothesis.inner_test(self, name)
+
+
+# ------------------------------------------------------------------- hostile classes (issue 9)
+
+
+class _RaisingStr:
+    def __str__(self) -> str:
+        raise ZeroDivisionError("str refused")
+
+    def __hash__(self) -> int:
+        return 7
+
+
+class _RaisingRepr(_RaisingStr):
+    def __repr__(self) -> str:
+        raise RuntimeError("repr refused")
+
+
+class _RaisingFormat(_RaisingRepr):
+    def __format__(self, spec: str) -> str:
+        raise ValueError("format refused")
+
+
+RAISING = st.sampled_from([_RaisingStr, _RaisingRepr, _RaisingFormat]).map(lambda cls: cls())
+ODD_NUMBERS = st.one_of(
+    st.complex_numbers(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.fractions(),
+    st.sampled_from(
+        [
+            10**400,
+            -(10**400),
+            2**1024,
+            -0.0,
+            Decimal("-0"),
+            Decimal("1E+400"),
+            np.float16(65504),
+            np.float32("nan"),
+            np.int64(-(2**63)),
+            np.uint64(2**64 - 1),
+            np.complex128(1 - 2j),
+            np.bool_(True),
+            np.array(3.5),
+            np.zeros((2, 2)),
+        ]
+    ),
+)
+SECRET_KEYS = st.sampled_from(
+    [
+        "db_password",
+        "PASSWORD",
+        "api-key",
+        "API_KEY",
+        "pwd",
+        "access_key",
+        "Authorization",
+        "auth_header",
+        "github_token",
+        "client_secret",
+        "private-key",
+    ]
+)
+# Secret values carry a marker the test greps for; 4+ characters, like real ones.
+SECRET_TEXTS = st.text(st.characters(categories=["L", "N"]), min_size=4, max_size=12).map(
+    lambda t: f"SECRET{t}"
+)
+HOSTILE_LEAVES = st.one_of(RAISING, ODD_NUMBERS, SCALARS)
+HOSTILE_VALUES = st.recursive(
+    HOSTILE_LEAVES,
+    lambda children: st.one_of(
+        st.dictionaries(KEYS, children, max_size=4),
+        st.dictionaries(
+            RAISING | ODD_NUMBERS.filter(lambda v: not _unhashable(v)), children, max_size=2
+        ),
+        st.lists(children, max_size=3),
+        st.frozensets(RAISING | st.integers(), max_size=3),
+    ),
+    max_leaves=12,
+)
+HOSTILE_CONFIGS = st.dictionaries(KEYS, HOSTILE_VALUES, max_size=8)
+
+
+def _unhashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return True
+    return False
+
+
+VALID_EVENTS = [
+    b'{"e":"params","params":{"n":"1"}}',
+    b'{"e":"metrics","metrics":[["cost",1.5,0,1700000000000]]}',
+    b'{"e":"tags","tags":{"t":"v"}}',
+]
+CORRUPT_LINES = st.one_of(
+    st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b),
+    st.sampled_from(
+        [
+            b"\x00\xffgarbage{{{",
+            b'{"e":"metrics","metrics":5}',
+            b'{"e":"metrics","metrics":[["x","y",0,0]]}',
+            b'{"e":"params","params":{"a":1}}',
+            b'{"e":"end","status":"DONE","end_ms":1}',
+            b'{"e":"artifact"}',
+            b'{"e":"unknown"}',
+            b"[1,2,3]",
+            b"null",
+            b'{"e":"tags","tags":{"a":"b"}',
+        ]
+    ),
+)
+
+
+def secret_marked(text: str) -> bool:
+    return "SECRET" in text
+
+
+class TestHostilePure:
+    @PURE
+    @given(HOSTILE_CONFIGS)
+    def test_raising_and_odd_values_never_raise(self, config):
+        """Objects whose str/repr/format raise, and odd numbers, map without raising."""
+        tried("hostile: mapping")
+        params = map_params(config, redactor())
+        outputs = map_outputs(config, redactor())
+        for key in [*params.params, *outputs.tags, *(k for k, _, _ in outputs.metrics)]:
+            assert valid_for_mlflow(key), key
+        dumps_json(to_jsonable(config, redactor()))
+        maps_cleanly(config)
+
+    @PURE
+    @given(st.dictionaries(SECRET_KEYS, SECRET_TEXTS, min_size=1, max_size=4), TEXTS)
+    def test_secret_values_never_reach_params_or_tags(self, secrets, noise):
+        """A secret-named value is *** as a param; once learned, it is scrubbed from any text."""
+        tried("hostile: secrets")
+        mapped = map_params(
+            {**secrets, "url": f"postgresql://u:{next(iter(secrets.values()))}@h/d"}, redactor()
+        )
+        assert not any(secret_marked(v) for v in mapped.params.values()), mapped.params
+        learned = redactor().learn(mapped.secrets)
+        for secret in secrets.values():
+            assert not secret_marked(learned.scrub(f"{noise}{secret}{noise}").replace(noise, ""))
+        outputs = map_outputs({"message": " ".join(secrets.values()) + noise}, learned)
+        assert not any(secret_marked(v) for v in outputs.tags.values())
+
+    @PURE
+    @given(st.lists(st.one_of(CORRUPT_LINES, st.sampled_from(VALID_EVENTS)), max_size=12))
+    def test_corrupt_lines_are_skipped_and_kept(self, lines):
+        """Valid events are read in order; every other line is kept aside, nothing raises."""
+        tried("hostile: spool lines")
+        folder = Path(tempfile.mkdtemp(prefix="fuzz-spool-")) / "0000000000001-key"
+        folder.mkdir()
+        start = b'{"e":"start","v":1,"key":"key","uri":"sqlite:///x","experiment":"e","start_ms":1}'
+        (folder / "run.jsonl").write_bytes(b"\n".join([start, *lines]) + b"\n")
+        try:
+            entry = SpoolEntry(folder)
+            events, _ = entry.read_events()
+            expected = [json.loads(line) for line in lines if line in VALID_EVENTS]
+            assert events[1:] == expected
+            assert entry.start_event()["key"] == "key"
+            corrupt = [line for line in lines if line not in VALID_EVENTS]
+            assert all(any(kept in line for line in corrupt) for kept in entry.unreadable)
+            assert bool(entry.unreadable) == any(line.strip() for line in corrupt)
+        finally:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def check_hostile_pipeline(store: Any, config: dict[str, Any], secrets: dict[str, str]) -> None:
+    """A decorated pipeline fed hostile arguments and secrets, failing with the secrets."""
+    runs_before = len(store.runs("hostile-fuzz"))
+
+    @tracked_optimization(experiment="hostile-fuzz")
+    def pipeline(config: dict[str, Any], creds: dict[str, str], fail: bool) -> Any:
+        if fail:
+            raise RuntimeError("failed with " + " ".join(creds.values()))
+        return {"cost": 1.0, "echo": " ".join(creds.values())}
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert pipeline(config, secrets, False)["cost"] == 1.0
+        with pytest.raises(RuntimeError):
+            pipeline(config, secrets, True)
+    runs = store.runs("hostile-fuzz")[runs_before:]
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+    assert store.spooled() == []
+    for secret in secrets.values():
+        needle = secret.encode()
+        assert not [p for p in store.root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+class TestHostileStored:
+    @STORE
+    @given(
+        config=HOSTILE_CONFIGS,
+        secrets=st.dictionaries(SECRET_KEYS, SECRET_TEXTS, min_size=1, max_size=3),
+    )
+    def test_hostile_arguments_and_secrets(self, store, monkeypatch, config, secrets):
+        """Raising objects and odd numbers as arguments: tracked; secrets nowhere on disk."""
+        tried("store: hostile")
+        monkeypatch.delenv("EMSTRACK_STRICT", raising=False)
+        check_hostile_pipeline(store, config, secrets)
+
+
+@pytest.mark.slow
+class TestHostileMore:
+    @MANY
+    @given(HOSTILE_CONFIGS)
+    def test_raising_and_odd_values_never_raise(self, config):
+        """The hostile mapping property with many more examples."""
+        TestHostilePure.test_raising_and_odd_values_never_raise.hypothesis.inner_test(self, config)
+
+    @MANY
+    @given(st.lists(st.one_of(CORRUPT_LINES, st.sampled_from(VALID_EVENTS)), max_size=30))
+    def test_corrupt_lines_are_skipped_and_kept(self, lines):
+        """The corrupt-spool property with many more examples."""
+        TestHostilePure.test_corrupt_lines_are_skipped_and_kept.hypothesis.inner_test(self, lines)
+
+    @STORE_SLOW
+    @given(
+        config=HOSTILE_CONFIGS,
+        secrets=st.dictionaries(SECRET_KEYS, SECRET_TEXTS, min_size=1, max_size=3),
+    )
+    def test_hostile_arguments_and_secrets(self, store, monkeypatch, config, secrets):
+        """The hostile store property with many more examples."""
+        tried("store (slow): hostile")
+        monkeypatch.delenv("EMSTRACK_STRICT", raising=False)
+        check_hostile_pipeline(store, config, secrets)

@@ -52,6 +52,52 @@ def output_options(function: F) -> F:
     return click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")(function)
 
 
+#: URI schemes MLflow's tracking client knows (``postgresql+psycopg2`` counts as ``postgresql``).
+_KNOWN_SCHEMES = frozenset(
+    {"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https"}
+    | {"databricks", "databricks-uc", "uc"}
+)
+_PROBE_TIMEOUT_S = (2.0, 5.0)
+
+
+def check_store_uri(uri: str) -> None:
+    """Fail fast, in one line, on a store the commands cannot read.
+
+    An unknown scheme (``bogus://x``) is named at once; an HTTP server is asked for
+    ``/health`` with a short timeout, instead of waiting minutes on MLflow's retries.
+    """
+    import urllib.parse
+
+    from .._uris import redact_uri
+
+    scheme = urllib.parse.urlsplit(uri).scheme.lower().partition("+")[0]
+    if len(scheme) == 1:  # a Windows drive letter, C:\\...
+        scheme = ""
+    if scheme not in _KNOWN_SCHEMES:
+        raise click.ClickException(
+            f"unsupported tracking URI {redact_uri(uri)!r}: the scheme {scheme!r} is none of "
+            f"{', '.join(sorted(s for s in _KNOWN_SCHEMES if s))}"
+        )
+    if scheme in {"http", "https"}:
+        import requests
+
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=_PROBE_TIMEOUT_S)
+        except requests.RequestException as error:
+            from .._errors import describe
+
+            text = str(error)
+            if "Connection refused" in text:
+                reason = "connection refused"
+            elif isinstance(error, requests.Timeout):
+                reason = f"no answer within {_PROBE_TIMEOUT_S[1]:.0f} s"
+            else:
+                reason = describe(error, limit=160)
+            raise click.ClickException(
+                f"tracking server {redact_uri(uri)} is not reachable ({reason})"
+            ) from None
+
+
 def friendly(function: F) -> F:
     """Turn the errors a user can act on into one ``Error:`` line and exit status 1."""
 
@@ -59,12 +105,20 @@ def friendly(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..analysis._errors import AnalysisError
 
+        if "tracking_uri" in kwargs:
+            from .. import _settings
+
+            check_store_uri(_settings.tracking_uri(kwargs["tracking_uri"]))
         try:
             return function(*args, **kwargs)
         except (AnalysisError, ValueError, OSError) as error:
             raise click.ClickException(
                 describe(error, with_type=False, whole=True, limit=None)
             ) from None
+        except Exception as error:
+            if not type(error).__module__.startswith(("mlflow", "requests", "urllib3")):
+                raise
+            raise click.ClickException(describe(error, limit=300)) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -33,9 +33,14 @@ def sync(spool_dir: Path | None, tracking_uri: str | None) -> None:
         click.echo(f"skipped  {run.key}  still being written by another process")
     for run, reason in report.failed:
         click.echo(f"failed   {run.key}  {reason}", err=True)
-    click.echo(
-        f"{len(report.sent)} sent, {len(report.failed)} failed, {len(report.skipped)} skipped"
-    )
+    for run, where in report.quarantined:
+        click.echo(
+            f"quarantined  {run.key}  {run.problem or 'see reason.txt'} -> {where}", err=True
+        )
+    summary = f"{len(report.sent)} sent, {len(report.failed)} failed, {len(report.skipped)} skipped"
+    if report.quarantined:
+        summary += f", {len(report.quarantined)} quarantined"
+    click.echo(summary)
     if report.failed:
         raise SystemExit(1)
 
@@ -49,9 +54,10 @@ def status(spool_dir: Path | None) -> None:
     waiting = pending(spool_dir)
     for run in waiting:
         state = "writing" if run.in_progress else (run.status or "unfinished")
+        note = f"  ({run.problem}; `emstrack sync` quarantines it)" if run.problem else ""
         click.echo(
             f"{run.started:%Y-%m-%d %H:%M:%S}  {run.key}  {state:<10}  "
-            f"{run.experiment} / {run.name or '-'}  -> {run.tracking_uri}"
+            f"{run.experiment} / {run.name or '-'}  -> {run.tracking_uri}{note}"
         )
     click.echo(f"{len(waiting)} run(s) waiting")
 

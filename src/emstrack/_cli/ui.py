@@ -88,6 +88,10 @@ def ui_command(
     if port_in_use(host, port):
         raise click.ClickException(f"port {port} on {host} is already in use; pass --port")
     database = sqlite_path(uri)
+    if database is not None and not database.exists():
+        raise click.ClickException(
+            f"no MLflow store at {redact_uri(uri)}: {database} does not exist"
+        )
     if artifact_root is None and database is not None:
         artifact_root = str(database.resolve().parent / "mlruns")
     server = UiServer(uri, host=host, port=port, workers=workers, artifact_root=artifact_root)

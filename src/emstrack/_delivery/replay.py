@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _settings
+from .._errors import describe
 from . import background as _background
+from .quiet import quiet
 from .shipping import done_with, ship
-from .spool import SpoolEntry, entries
+from .spool import EVENTS_FILE, SpoolEntry, entries
+from .store import is_rejection, root_cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,8 @@ class PendingRun:
     run_id: str | None
     """The MLflow run id, if part of it already reached the store."""
     folder: Path
+    problem: str | None = None
+    """Why (part of) the entry cannot be replayed: unreadable lines, no start event."""
 
 
 @dataclass(slots=True)
@@ -39,12 +45,36 @@ class SyncReport:
     failed: list[tuple[PendingRun, str]] = field(default_factory=list)
     skipped: list[PendingRun] = field(default_factory=list)
     """Runs another process still writes; left alone."""
+    quarantined: list[tuple[PendingRun, Path]] = field(default_factory=list)
+    """Entries (or their unreadable lines) moved to ``quarantine/`` beside the spool."""
 
 
 def _describe(entry: SpoolEntry, in_progress: bool) -> PendingRun:
-    start = entry.start_event()
-    events, _ = entry.read_events()
+    """What the entry holds, as far as it can be read; never raises."""
+    started_ms = _leading_ms(entry.folder.name)
+    try:
+        start = entry.start_event()
+    except (OSError, ValueError) as error:
+        return PendingRun(
+            key=entry.key,
+            name=None,
+            experiment="?",
+            tracking_uri="?",
+            started=dt.datetime.fromtimestamp(started_ms / 1000, tz=dt.UTC),
+            status=None,
+            in_progress=in_progress,
+            run_id=None,
+            folder=entry.folder,
+            problem=None if in_progress else f"unreadable: {describe(error, with_type=False)}",
+        )
+    try:
+        events, _ = entry.read_events()
+    except OSError:
+        events = []
     end = next((event for event in reversed(events) if event["e"] == "end"), None)
+    problem = None
+    if entry.unreadable:
+        problem = f"{len(entry.unreadable)} unreadable line(s) in {EVENTS_FILE}"
     return PendingRun(
         key=entry.key,
         name=start.get("name"),
@@ -55,15 +85,23 @@ def _describe(entry: SpoolEntry, in_progress: bool) -> PendingRun:
         in_progress=in_progress,
         run_id=entry.load_state().run_id,
         folder=entry.folder,
+        problem=problem,
     )
 
 
+def _leading_ms(name: str) -> int:
+    digits = name.partition("-")[0]
+    return int(digits) if digits.isdigit() and len(digits) <= 15 else 0
+
+
 def pending(spool_dir: str | Path | None = None) -> list[PendingRun]:
-    """Runs waiting in the spool, oldest first."""
+    """Runs waiting in the spool, oldest first (unreadable entries too, with their problem)."""
     root = Path(spool_dir) if spool_dir is not None else _settings.spool_dir()
     found = []
     for entry in entries(root):
         free = entry.acquire(timeout=0)
+        if not free and not entry.exists():
+            continue  # replayed and removed meanwhile
         try:
             found.append(_describe(entry, in_progress=not free))
         finally:
@@ -78,7 +116,14 @@ def sync(spool_dir: str | Path | None = None, *, tracking_uri: str | None = None
     Idempotent and resumable: a run already (partly) in the store is found by its run key and
     completed, never duplicated; metrics keep their original timestamps and runs their original
     start, end and status. A run whose process died before it ended is closed as ``KILLED``
-    with the tag ``emstrack.incomplete=true``.
+    with the tag ``emstrack.incomplete=true``. Safe to run in several processes at once: each
+    entry is replayed by one of them.
+
+    What cannot be replayed is moved to the ``quarantine/`` folder beside the spool and listed
+    in :attr:`SyncReport.quarantined`: an entry without a readable start event, the unreadable
+    lines of an entry (its readable events are replayed), and a run the store rejects for good
+    (an invalid experiment name, an unsupported store URI), which would fail the same way on
+    every attempt.
 
     Args:
         spool_dir: The spool to replay; default ``EMSTRACK_SPOOL_DIR`` or ``.emstrack/spool``.
@@ -87,30 +132,67 @@ def sync(spool_dir: str | Path | None = None, *, tracking_uri: str | None = None
     """
     root = Path(spool_dir) if spool_dir is not None else _settings.spool_dir()
     report = SyncReport()
-    for entry in _parents_first(list(entries(root))):
-        if not entry.acquire(timeout=0):
-            report.skipped.append(_describe(entry, in_progress=True))
-            continue
-        try:
-            _close_if_abandoned(entry)
-            described = _describe(entry, in_progress=False)
-            state = entry.load_state()
-            try:
-                done = ship(entry, state, uri=tracking_uri, replay=True)
-            except Exception as error:
-                entry.save_state(state)
-                report.failed.append((described, f"{type(error).__name__}: {error}"[:500]))
+    with quiet():
+        for entry in _parents_first(list(entries(root))):
+            if not entry.acquire(timeout=0):
+                if entry.exists():
+                    report.skipped.append(_describe(entry, in_progress=True))
                 continue
-            if done:
-                entry.remove()
-                done_with(entry.key)
-                report.sent.append(described)
-            else:
-                entry.save_state(state)
-        finally:
-            entry.release()
-            entry.close()
+            try:
+                _replay(entry, tracking_uri, report)
+            finally:
+                entry.release()
+                entry.close()
     return report
+
+
+def _replay(entry: SpoolEntry, tracking_uri: str | None, report: SyncReport) -> None:
+    try:
+        entry.start_event()
+    except (OSError, ValueError) as error:
+        described = _describe(entry, in_progress=False)
+        _quarantine(
+            entry, described, f"cannot be replayed: {describe(error, with_type=False)}", report
+        )
+        return
+    state = entry.load_state()
+    try:
+        _close_if_abandoned(entry)
+    except OSError as error:
+        report.failed.append((_describe(entry, in_progress=False), describe(error)))
+        return
+    described = _describe(entry, in_progress=False)
+    try:
+        done = ship(entry, state, uri=tracking_uri, replay=True)
+    except Exception as error:
+        if is_rejection(error):
+            reason = f"the store rejects this run for good: {root_cause(error)}"
+            _quarantine(entry, described, reason, report)
+            return
+        with contextlib.suppress(OSError):
+            entry.save_state(state)
+        report.failed.append((described, root_cause(error)[:500]))
+        return
+    if done:
+        if entry.unreadable:
+            kept = entry.quarantine_lines(
+                f"{len(entry.unreadable)} line(s) of {EVENTS_FILE} are not events; the rest "
+                f"of run {entry.key} was replayed"
+            )
+            if kept is not None:
+                report.quarantined.append((described, kept))
+        entry.remove()
+        done_with(entry.key)
+        report.sent.append(described)
+    else:
+        entry.save_state(state)
+
+
+def _quarantine(entry: SpoolEntry, described: PendingRun, reason: str, report: SyncReport) -> None:
+    try:
+        report.quarantined.append((described, entry.quarantine(reason)))
+    except OSError as error:
+        report.failed.append((described, f"{reason}; moving it to quarantine failed: {error}"))
 
 
 def _parents_first(found: list[SpoolEntry]) -> list[SpoolEntry]:
@@ -142,8 +224,9 @@ def _close_if_abandoned(entry: SpoolEntry) -> None:
     events, _ = entry.read_events()
     if any(event["e"] == "end" for event in events):
         return
+    start_ms = entry.start_event()["start_ms"]
     last_ms = max(
-        [events[0]["start_ms"]]
+        [start_ms]
         + [point[3] for event in events if event["e"] == "metrics" for point in event["metrics"]]
     )
     entry.append({"e": "tags", "tags": {"emstrack.incomplete": "true"}})

@@ -16,6 +16,7 @@ The read side (:mod:`emstrack.analysis`) and the UI server own their own access 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -60,6 +61,13 @@ HTTP_BACKOFF_JITTER = 0.5
 T = TypeVar("T")
 
 _in_store_call: ContextVar[bool] = ContextVar("emstrack_in_store_call", default=False)
+
+
+def in_store_call() -> bool:
+    """Whether the current context is inside one of emstrack's own store calls."""
+    return _in_store_call.get()
+
+
 _http_retries_limited = False
 _http_retries_lock = threading.Lock()
 
@@ -123,6 +131,72 @@ def _is_connectivity(error: BaseException) -> bool:
         "unable to open database",
     )
     return any(marker in text for marker in markers)
+
+
+#: HTTP statuses in the 4xx range that a later attempt may pass: wrong or expired credentials
+#: (the user fixes them and replays), a timeout, a conflict with a concurrent writer, a rate limit.
+_TRANSIENT_CLIENT_STATUSES = frozenset({401, 403, 408, 409, 423, 425, 429})
+
+
+def _http_status(error: BaseException) -> int | None:
+    status = getattr(error, "get_http_status_code", None)
+    if not callable(status):
+        response = getattr(error, "response", None)
+        code = getattr(response, "status_code", None)
+        return code if isinstance(code, int) else None
+    try:
+        return int(status())
+    except (TypeError, ValueError):
+        return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def is_rejection(error: BaseException) -> bool:
+    """Whether the store refused the run for good: replaying it would fail the same way.
+
+    An invalid request (a 4xx answer or MLflow's ``INVALID_PARAMETER_VALUE``/``BAD_REQUEST``,
+    e.g. an experiment name over MLflow's limit, a tracking URI scheme MLflow does not
+    support) is permanent. Outages, locks and 5xx answers are not, and neither are wrong
+    credentials (401/403: fixed by the user, then replayed), timeouts, rate limits or a
+    conflict with a concurrent writer.
+    """
+    if _is_connectivity(error):
+        return False
+    status = _http_status(error)
+    if status is None or not 400 <= status < 500 or status in _TRANSIENT_CLIENT_STATUSES:
+        return False
+    # A constraint violation in the database can be a race with another writer.
+    return not any(type(cause).__name__ == "IntegrityError" for cause in _causes(error))
+
+
+def root_cause(error: BaseException) -> str:
+    """The most telling line about ``error``: the database's own words when MLflow wraps them.
+
+    SQLAlchemy's ``(raised as a result of Query-invoked autoflush ...)`` preamble and MLflow's
+    wrappers hide e.g. ``attempt to write a readonly database``.
+    """
+    status = _http_status(error)
+    if status in {401, 403}:
+        return (
+            f"the store refused the credentials (HTTP {status}; fix MLFLOW_TRACKING_USERNAME/"
+            f"PASSWORD or MLFLOW_TRACKING_TOKEN, then replay): {describe(error, limit=200)}"
+        )
+    for cause in _causes(error):
+        name = type(cause).__name__
+        if name == "OperationalError" and type(cause).__module__.startswith("sqlite3"):
+            return f"sqlite3.OperationalError: {describe(cause, with_type=False)}"
+    for cause in _causes(error):
+        if "readonly database" in str(cause):
+            return "read-only database: attempt to write a readonly database"
+    return describe(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +281,10 @@ class Store:
             _limit_http_retries()
             return MlflowClient(tracking_uri=self.uri)
         database.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(database) + ".emstrack-init.lock", thread_local=False):
+        lock_path = str(database) + ".emstrack-init.lock"
+        # FileLock retries a lock file it cannot create forever (a store under /proc): fail now.
+        os.close(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644))
+        with FileLock(lock_path, thread_local=False):
             # Creating the client creates the store, which creates or migrates the schema.
             return MlflowClient(tracking_uri=self.uri)
 

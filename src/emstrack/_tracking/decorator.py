@@ -8,8 +8,10 @@ binds like the original on methods, classmethods and staticmethods. Applying it 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
+import re
 import string
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,13 +21,16 @@ from typing import Any, Literal, TypeVar, overload
 import wrapt
 
 from .. import _guard, _settings
-from .._errors import ConfigurationError, describe
-from .mapping import _scalar_text, maps_cleanly
+from .._errors import ConfigurationError, TrackingError, describe
+from .mapping import Redactor, _scalar_text, maps_cleanly, secret_values
+from .mapping import describe as describe_value
 from .run import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _EXTRA_FIELDS = frozenset({"timestamp", "date", "func"})
+#: Widest field a template may ask for (``{n:>500000}`` is a mistake, not a run name).
+_MAX_TEMPLATE_WIDTH = 250
 
 
 class _TemplateFormatter(string.Formatter):
@@ -83,6 +88,13 @@ class _Plan:
 
     def _check(self) -> None:
         options = self.options
+        if options.experiment is not None and not (
+            isinstance(options.experiment, str) and options.experiment.strip()
+        ):
+            raise ConfigurationError(
+                f"experiment={options.experiment!r}: an experiment needs a name; leave it out "
+                "to use MLFLOW_EXPERIMENT_NAME, else 'Default'"
+            )
         if isinstance(options.run_name, str):
             self._check_template("run_name", options.run_name)
         for index, artifact in enumerate(options.artifacts):
@@ -100,17 +112,33 @@ class _Plan:
 
     def _check_template(self, option: str, template: str) -> None:
         try:
-            fields = [name for _, name, _, _ in _formatter.parse(template) if name is not None]
+            parsed = [
+                (name, spec or "")
+                for _, name, spec, _ in _formatter.parse(template)
+                if name is not None
+            ]
         except ValueError as error:
             raise ConfigurationError(
                 f"{option}={template!r} is not a valid template: {error}"
             ) from error
-        for field in fields:
+        for field, spec in parsed:
             base = field.split(".", 1)[0].split("[", 1)[0]
             if not base or base.isdigit():
                 raise ConfigurationError(
                     f"{option}={template!r}: use named fields such as {{building_id}}, "
                     f"not {{{field}}}"
+                )
+            if any(part.startswith("_") for part in re.split(r"[.\[\]]+", field)[1:]):
+                raise ConfigurationError(
+                    f"{option}={template!r}: {{{field}}} reaches into a private or special "
+                    f"attribute; templates take parameters and their public attributes such as "
+                    f"{{{base}}} or {{{base}.name}} (use a callable run_name for anything else)"
+                )
+            if "{" in spec or any(int(n) > _MAX_TEMPLATE_WIDTH for n in re.findall(r"\d+", spec)):
+                raise ConfigurationError(
+                    f"{option}={template!r}: the format spec {spec!r} of {{{field}}} is not "
+                    f"allowed (no nested fields, widths and precisions up to "
+                    f"{_MAX_TEMPLATE_WIDTH})"
                 )
             if base not in self.names and base not in _EXTRA_FIELDS and not self.takes_kwargs:
                 raise ConfigurationError(
@@ -215,8 +243,12 @@ class _Plan:
             tracking_uri=options.tracking_uri,
             source=self.qualname,
             log_model=options.log_model,
+            known_secrets=secret_values(
+                arguments, Redactor.from_environ(_settings.secret_pattern(), {})
+            ),
         )
         run.__enter__()
+        artifacts: list[str | None] = []
         try:
             for problem in problems:
                 run.record_problem(problem)
@@ -226,6 +258,19 @@ class _Plan:
                 run.log_config(params if options.params is not None else arguments)
                 run.record_call(arguments)
             artifacts = [self._fill(template, fields, run) for template in options.artifacts]
+        except Exception as error:
+            # Describing the call failed (a strange argument): that is tracking's problem, not
+            # the pipeline's. The call is still tracked with what could be described; in
+            # strict mode the run ends and the TrackingError propagates.
+            try:
+                if not isinstance(error, TrackingError):
+                    run.record_problem(f"describing the call failed: {describe(error)}")
+                else:
+                    raise
+            except TrackingError:
+                with contextlib.suppress(TrackingError):
+                    run.__exit__(None, None, None)
+                raise
         except BaseException as exc:
             run.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -253,7 +298,15 @@ class _Plan:
     def _params(self, arguments: dict[str, Any], run: Run) -> Any:
         model = self.options.params
         if model is None:
-            return {name: value for name, value in arguments.items() if maps_cleanly(value)}
+            params, left_out = {}, {}
+            for name, value in arguments.items():
+                if maps_cleanly(value):
+                    params[name] = value
+                else:
+                    left_out[name] = f"not a param value: {describe_value(value)}"
+            if left_out:
+                run.note_not_params(left_out)
+            return params
         if not isinstance(model, type):
             try:
                 return _call_with(model, arguments)
@@ -364,9 +417,18 @@ def _make_wrapper(plan: _Plan, is_async: bool) -> Callable[..., Any]:
             plan.log_artifacts(run, artifacts, complain=False)
             run.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        plan.finish(run, artifacts, result)
-        run.__exit__(None, None, None)
+        _finish(run, artifacts, result)
         return result
+
+    def _finish(run: Run, artifacts: list[str | None], result: Any) -> None:
+        """Log the result and end the run; a strict-mode error propagates only once it ended."""
+        try:
+            plan.finish(run, artifacts, result)
+        except BaseException:
+            with contextlib.suppress(TrackingError):
+                run.__exit__(None, None, None)
+            raise
+        run.__exit__(None, None, None)
 
     async def _run_async(
         wrapped: Callable[..., Awaitable[Any]], instance: object, args: Any, kwargs: Any
@@ -381,8 +443,7 @@ def _make_wrapper(plan: _Plan, is_async: bool) -> Callable[..., Any]:
             plan.log_artifacts(run, artifacts, complain=False)
             run.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        plan.finish(run, artifacts, result)
-        run.__exit__(None, None, None)
+        _finish(run, artifacts, result)
         return result
 
     def run_async(wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any) -> Any:

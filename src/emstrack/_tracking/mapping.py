@@ -48,6 +48,12 @@ REDACTED = "***"
 TRUNCATION_MARKER = " …[cut; whole value in config.json]"
 NONFINITE_TAG_PREFIX = "emstrack.nonfinite."
 _MIN_SECRET_LENGTH = 6
+_MIN_LEARNED_SECRET_LENGTH = 4
+#: Environment variables whose names look secret but hold none (``PWD`` is the working folder).
+_NOT_SECRET_VARIABLES = frozenset({"PWD", "OLDPWD"})
+_URL_CREDENTIALS = re.compile(
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]*:)(?P<password>[^@\s/]+)(?=@)"
+)
 _MAX_SERIES_IN_PARAM = 100
 _MAX_DEPTH = 32
 
@@ -72,19 +78,102 @@ class Redactor:
         values = {
             value
             for name, value in environ.items()
-            if key_pattern.search(name) and len(value) >= _MIN_SECRET_LENGTH
+            if name.upper() not in _NOT_SECRET_VARIABLES
+            and key_pattern.search(name)
+            and len(value) >= _MIN_SECRET_LENGTH
         }
         # Longest first, so a secret containing another is replaced whole.
         return cls(key_pattern, tuple(sorted(values, key=len, reverse=True)))
+
+    def learn(self, values: Iterable[str]) -> Redactor:
+        """A redactor that also scrubs ``values`` (secrets met in the run) from every text."""
+        new = {
+            value
+            for value in values
+            if isinstance(value, str)
+            and len(value) >= _MIN_LEARNED_SECRET_LENGTH
+            and value != REDACTED
+        }
+        new.difference_update(self.secret_values)
+        if not new:
+            return self
+        every = sorted({*self.secret_values, *new}, key=len, reverse=True)
+        return Redactor(self.key_pattern, tuple(every))
 
     def is_secret_key(self, key: str) -> bool:
         return self.key_pattern.search(key) is not None
 
     def scrub(self, text: str) -> str:
+        """``text`` with every known secret and every password inside a URL replaced by ``***``."""
+        if "://" in text:
+            text = _URL_CREDENTIALS.sub(lambda match: match["head"] + REDACTED, text)
         for secret in self.secret_values:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
+
+    def scrub_tree(self, document: Any) -> Any:
+        """A JSON-ready ``document`` with :meth:`scrub` applied to every string in it."""
+        if isinstance(document, str):
+            return self.scrub(document)
+        if isinstance(document, dict):
+            return {self.scrub(str(k)): self.scrub_tree(v) for k, v in document.items()}
+        if isinstance(document, list | tuple):
+            return [self.scrub_tree(item) for item in document]
+        return document
+
+
+def url_passwords(text: str) -> list[str]:
+    """Passwords written into URLs in ``text`` (``postgresql://user:PASSWORD@host/db``)."""
+    if "://" not in text:
+        return []
+    return [match["password"] for match in _URL_CREDENTIALS.finditer(text)]
+
+
+def _secret_text(value: object) -> str | None:
+    """The clear text of a secret value (a ``SecretStr``, or a string under a secret key)."""
+    if _is_secret_value(value):
+        try:
+            inner = value.get_secret_value()  # type: ignore[attr-defined]
+        except Exception:
+            return None
+        if isinstance(inner, bytes):
+            return inner.decode("utf-8", "replace")
+        return inner if isinstance(inner, str) else None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def secret_values(value: object, redactor: Redactor) -> set[str]:
+    """Every secret inside ``value``: secret-named fields, ``SecretStr`` values, URL passwords."""
+    found: set[str] = set()
+
+    def walk(item: object, secret: bool, depth: int) -> None:
+        if depth > _MAX_DEPTH or item is None:
+            return
+        if secret or _is_secret_value(item):
+            text = _secret_text(item)
+            if text is not None:
+                found.add(text)
+                return
+        if isinstance(item, str):
+            found.update(url_passwords(item))
+            return
+        try:
+            children = _children(item)
+            if children is None:
+                if isinstance(item, list | tuple | set | frozenset):
+                    for child in list(item)[: _MAX_SERIES_IN_PARAM * 10]:
+                        walk(child, secret, depth + 1)
+                return
+            for name, child in children:
+                walk(child, secret or redactor.is_secret_key(name), depth + 1)
+        except Exception:
+            return
+
+    walk(value, False, 0)
+    return found
 
 
 def _is_secret_value(value: object) -> bool:
@@ -160,11 +249,16 @@ def format_float(value: float) -> str:
 
 
 def _numpy_scalar(value: object) -> object:
-    """A numpy scalar or 0-d array as the Python scalar it holds; anything else unchanged."""
+    """A numpy scalar or 0-d array as the Python scalar it holds; anything else unchanged.
+
+    A NaN ``Decimal`` (quiet or signalling, which ``float()`` refuses) becomes ``float("nan")``.
+    """
     if type(value).__module__ == "numpy" and hasattr(value, "item"):
         shape = getattr(value, "shape", ())
         if shape == ():
             return value.item()
+    if isinstance(value, decimal.Decimal) and value.is_nan():
+        return math.nan
     return value
 
 
@@ -181,10 +275,23 @@ def _is_model(value: object) -> bool:
     return hasattr(type(value), "model_fields") and hasattr(value, "model_dump")
 
 
+def safe_text(value: object, *, use_repr: bool = False) -> str:
+    """``str(value)`` (or ``repr``), never raising: a failing one gives ``<TypeName>``."""
+    try:
+        text = repr(value) if use_repr else str(value)
+    except Exception:
+        return f"<{type(value).__module__}.{type(value).__qualname__}>"
+    return text if isinstance(text, str) else f"<{type(value).__qualname__}>"
+
+
+def _sort_key(value: object) -> str:
+    return safe_text(value, use_repr=True)
+
+
 def _children(value: object) -> Iterator[tuple[str, object]] | None:
     """Named parts of a structured value, or ``None`` for a leaf."""
     if isinstance(value, Mapping):
-        return ((str(k), v) for k, v in value.items())
+        return ((k if isinstance(k, str) else safe_text(k), v) for k, v in value.items())
     if _is_model(value):
         names = list(type(value).model_fields)  # type: ignore[attr-defined]
         extra = getattr(value, "model_extra", None) or {}
@@ -221,7 +328,7 @@ def _scalar_text(value: object) -> str | None:
     if isinstance(value, dt.timedelta):
         return format_float(value.total_seconds())
     if type(value).__name__ in {"PosixPath", "WindowsPath", "PurePosixPath", "UUID"}:
-        return str(value)
+        return safe_text(value)
     return None
 
 
@@ -256,6 +363,10 @@ class Mapped:
     """Original key -> (step, "inf" | "-inf") that were not sent as metric values."""
     unlogged: dict[str, str] = field(default_factory=dict)
     """Original key -> why it could not be logged and what it was."""
+    unlogged_values: dict[str, Any] = field(default_factory=dict)
+    """Original key -> the value that could not be logged, as JSON (kept in config.json)."""
+    secrets: set[str] = field(default_factory=set)
+    """Clear texts of the secrets met (redacted here; scrubbed from every later text)."""
 
     def merge(self, other: Mapped) -> None:
         """Add ``other``'s entries; the first value of a param wins, as in MLflow."""
@@ -268,10 +379,19 @@ class Mapped:
         for key, points in other.nonfinite.items():
             self.nonfinite.setdefault(key, []).extend(points)
         self.unlogged.update(other.unlogged)
+        self.unlogged_values.update(other.unlogged_values)
+        self.secrets.update(other.secrets)
 
 
 def _join(path: Path) -> str:
     return ".".join(path) if path else "value"
+
+
+def _display(path: Path) -> str:
+    """The path with its parts visible: ``"x.a".b`` differs from ``x."a.b"``."""
+    if not path:
+        return "value"
+    return ".".join(json.dumps(part) if "." in part or not part else part for part in path)
 
 
 class _Builder:
@@ -289,11 +409,30 @@ class _Builder:
             self.out.renamed[key] = original
         seen = self._origin.setdefault((kind, key), path)
         if seen != path:
-            self.out.unlogged[original] = f"{kind} key {key!r} already taken by {_join(seen)!r}"
+            self.out.unlogged[_display(path)] = (
+                f"{kind} key {key!r} is already taken by {_display(seen)}: both flatten to the "
+                "same dotted name"
+            )
             return None
         return key
 
+    def unlogged(self, path: Path, why: str, value: object) -> None:
+        """``value`` fits nowhere: say why, and keep it as JSON for config.json."""
+        key = _join(path)
+        self.out.unlogged[key] = why
+        try:
+            self.out.unlogged_values[key] = to_jsonable(value, self.redactor, _path=path)
+        except Exception:
+            self.out.unlogged_values[key] = describe(value)
+
+    def redacted(self, path: Path, value: object) -> None:
+        """``value`` is a secret: remember its text, so it is scrubbed wherever it shows up."""
+        text = _secret_text(value)
+        if text is not None:
+            self.out.secrets.add(text)
+
     def text(self, value: str, limit: int, key: str) -> str:
+        self.out.secrets.update(url_passwords(value))
         value = clean_text(self.redactor.scrub(value))
         fitted = fit_value(value, limit)
         if fitted != value:
@@ -340,6 +479,7 @@ def _param(builder: _Builder, path: Path, value: object) -> None:
     if value is None:
         return
     if builder.is_secret(path) or _is_secret_value(value):
+        builder.redacted(path, value)
         key = builder.key(path, "param")
         if key is not None:
             builder.out.params[key] = REDACTED
@@ -358,7 +498,7 @@ def _param_leaf(builder: _Builder, path: Path, value: object) -> None:
         text = _sequence_text(value, builder.redactor)
     if text is None:
         # Not a param by nature (a DataFrame, an arbitrary object): described in config.json.
-        builder.out.unlogged[_join(path)] = f"not a param value: {describe(value)}"
+        builder.unlogged(path, f"not a param value: {describe(value)}", value)
         return
     key = builder.key(path, "param")
     if key is not None:
@@ -370,7 +510,7 @@ def _sequence_text(value: object, redactor: Redactor) -> str | None:
     if _is_array(value) and value.ndim == 1:  # type: ignore[attr-defined]
         value = value.tolist()  # type: ignore[attr-defined]
     if isinstance(value, set | frozenset):
-        items: list[object] = sorted(value, key=repr)
+        items: list[object] = sorted(value, key=_sort_key)
     elif isinstance(value, list | tuple):
         items = list(value)
     else:
@@ -425,6 +565,7 @@ def _output(builder: _Builder, path: Path, value: object, step: int | None) -> N
     if value is None:
         return
     if builder.is_secret(path) or _is_secret_value(value):
+        builder.redacted(path, value)
         key = builder.key(path, "tag")
         if key is not None:
             builder.out.tags[key] = REDACTED
@@ -467,7 +608,7 @@ def _output(builder: _Builder, path: Path, value: object, step: int | None) -> N
         if key is not None:
             builder.out.tags[key] = builder.text(text, MAX_TAG_VALUE_LENGTH, key)
         return
-    builder.out.unlogged[_join(path)] = f"not a metric or tag: {describe(value)}"
+    builder.unlogged(path, f"not a metric or tag: {describe(value)}", value)
 
 
 def _beyond_float(value: object) -> TypeGuard[int]:
@@ -519,14 +660,16 @@ def _series(builder: _Builder, path: Path, values: Iterable[object], start_step:
         if isinstance(item, int | float | decimal.Decimal) and not _beyond_float(item):
             _metric(builder, path, float(item), start_step + offset)
         elif item is not None:
-            builder.out.unlogged[f"{_join(path)}[{start_step + offset}]"] = (
-                f"not a number: {describe(item)}"
+            builder.unlogged(
+                (*path[:-1], f"{path[-1] if path else 'value'}[{start_step + offset}]"),
+                f"not a number: {describe(item)}",
+                item,
             )
 
 
 def _labelled(builder: _Builder, path: Path, series: Any) -> None:
     for label, item in series.items():
-        _output(builder, (*path, str(_scalar_text(label) or label)), item, None)
+        _output(builder, (*path, _scalar_text(label) or safe_text(label)), item, None)
 
 
 def _frame(builder: _Builder, path: Path, frame: Any) -> None:
@@ -535,7 +678,7 @@ def _frame(builder: _Builder, path: Path, frame: Any) -> None:
     integer_index = str(index.dtype).startswith(("int", "uint")) and index.is_unique
     steps = [int(i) for i in index] if integer_index else list(range(len(frame)))
     for column in frame.columns:
-        column_path = (*path, str(_scalar_text(column) or column))
+        column_path = (*path, _scalar_text(column) or safe_text(column))
         for row_step, item in zip(steps, frame[column].tolist(), strict=True):
             _output(builder, column_path, item, row_step)
 
@@ -563,6 +706,11 @@ def to_jsonable(value: object, redactor: Redactor, *, _path: Path = ()) -> Any:
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, str):
         return redactor.scrub(value)
+    if isinstance(value, complex):
+        return {
+            "real": to_jsonable(value.real, redactor),
+            "imag": to_jsonable(value.imag, redactor),
+        }
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value, redactor, _path=_path)
     children = _children(value)
@@ -575,7 +723,7 @@ def to_jsonable(value: object, redactor: Redactor, *, _path: Path = ()) -> Any:
     if isinstance(value, list | tuple):
         return [to_jsonable(item, redactor, _path=_path) for item in value]
     if isinstance(value, set | frozenset):
-        return [to_jsonable(item, redactor, _path=_path) for item in sorted(value, key=repr)]
+        return [to_jsonable(item, redactor, _path=_path) for item in sorted(value, key=_sort_key)]
     text = _scalar_text(value)
     if text is not None:
         return redactor.scrub(text)

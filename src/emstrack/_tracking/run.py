@@ -25,9 +25,11 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .. import _guard, _settings
+from .._delivery.quiet import quiet
 from .._delivery.shipping import done_with, open_runs, ship
 from .._delivery.spool import ShipState, SpoolEntry, now_ms
-from .._errors import TrackingError, describe
+from .._delivery.store import get_store, is_rejection, root_cause
+from .._errors import ConfigurationError, TrackingError, describe
 from .._uris import redact_uri
 from .._version import __version__
 from . import hooks as _hooks
@@ -35,6 +37,7 @@ from .artifact_paths import ArtifactPaths
 from .mapping import (
     MAX_TAG_VALUE_LENGTH,
     NONFINITE_TAG_PREFIX,
+    REDACTED,
     Mapped,
     Redactor,
     clean_text,
@@ -45,10 +48,14 @@ from .mapping import (
     map_series,
     mlflow_key,
     safe_artifact_path,
+    secret_values,
     to_jsonable,
 )
 
 Status = Literal["FINISHED", "FAILED", "KILLED"]
+
+#: Longest run name stored as it is (the width of MLflow's ``runs.name`` column).
+MAX_RUN_NAME_LENGTH = 250
 
 _current: ContextVar[Run | None] = ContextVar("emstrack_current_run", default=None)
 
@@ -78,7 +85,13 @@ class Run:
         background: bool | None = None,
         source: str | None = None,
         log_model: Literal["lp", "mps"] | None = None,
+        known_secrets: Iterable[str] = (),
     ) -> None:
+        if experiment is not None and not (isinstance(experiment, str) and experiment.strip()):
+            raise ConfigurationError(
+                f"experiment={experiment!r}: an experiment needs a name; leave it out (None) "
+                "to use MLFLOW_EXPERIMENT_NAME, else 'Default'"
+            )
         parent = _current.get() if nested is not False else None
         if parent is not None and tracking_uri is not None and tracking_uri != parent.tracking_uri:
             parent = None
@@ -93,7 +106,11 @@ class Run:
         )
         self.status: Status | None = None
         self._background = _settings.background() if background is None else background
-        self._redactor = Redactor.from_environ(_settings.secret_pattern(secret_pattern), os.environ)
+        self._redactor = Redactor.from_environ(
+            _settings.secret_pattern(secret_pattern), os.environ
+        ).learn(known_secrets)
+        if params is not None:
+            self._redactor = self._redactor.learn(secret_values(params, self._redactor))
         self._lock = threading.RLock()
         self._params: dict[str, str] = {}
         self._conflicts: dict[str, list[str]] = {}
@@ -106,6 +123,8 @@ class Run:
         self._entry: SpoolEntry | None = None
         self._state = ShipState()
         self._kept_in_spool = False
+        self._rejected = False
+        self._not_params: dict[str, str] = {}
         self._closed = False
         self._token: Token[Run | None] | None = None
         self._initial_params = params
@@ -136,6 +155,14 @@ class Run:
         """The state ``hook`` keeps for this run (``None`` when it stayed out of it)."""
         found = self._hook_states.get(hook.name)
         return found[1] if found is not None and found[0] is hook else None
+
+    def note_not_params(self, described: Mapping[str, str]) -> None:
+        """Name inputs left out of the params (a DataFrame, a 2-D array) in ``config.json``.
+
+        For wrappers that log a call's arguments; the values themselves are in the config's
+        ``inputs`` when it is logged.
+        """
+        self._not_params.update(described)
 
     def record_problem(self, message: str) -> None:
         """Add ``message`` to the run's single warning (raised at once in strict mode).
@@ -227,10 +254,7 @@ class Run:
     def log_frame(self, frame: Any, name: str) -> None:
         """Log a pandas DataFrame as a CSV artifact (``.csv`` is added when missing)."""
         name = name if name.lower().endswith(".csv") else name + ".csv"
-        self._guard(
-            "log_frame",
-            lambda: self._store_bytes(self._redactor.scrub(frame.to_csv()).encode("utf-8"), name),
-        )
+        self._guard("log_frame", self._log_frame, frame, name)
 
     def log_figure(self, figure: Any, name: str) -> None:
         """Log a matplotlib figure as an image (PNG unless ``name`` says otherwise)."""
@@ -266,7 +290,7 @@ class Run:
                 "key": self.key,
                 "uri": redact_uri(self.tracking_uri),
                 "experiment": self.experiment,
-                "name": clean_text(self._redactor.scrub(self.name)) if self.name else self.name,
+                "name": self._stored_name(),
                 "parent": self.parent.key if self.parent else None,
                 "start_ms": now_ms(),
                 # Tags known at the start travel with create_run: no extra write for them.
@@ -285,25 +309,46 @@ class Run:
         if not self._background:
             self._ship_now(create_only=True)
 
+    def _stored_name(self) -> str | None:
+        if not self.name:
+            return self.name
+        name = clean_text(self._redactor.scrub(self.name))
+        if len(name) > MAX_RUN_NAME_LENGTH:
+            self._notes.cut["mlflow.runName"] = name
+            name = fit_value(name, MAX_RUN_NAME_LENGTH)
+        return name
+
     def _finish(self, status: Status, exc: BaseException | None) -> None:
         if self.status is not None:
             return
         self.status = status
         propagating = exc is not None
-        try:
-            for hook, state in reversed(list(self._hook_states.values())):
-                self._guard(f"ending {hook.name}", hook.end, self, state)
-            self._hook_states.clear()
-            if exc is not None and status != "FINISHED":
-                self._record_exception(exc)
-            self._write_config()
-            if self._entry is not None:
-                self._entry.append({"e": "end", "status": status, "end_ms": now_ms()})
-                self._deliver()
-        except Exception as error:
-            self._problems.keep(f"ending the run failed: {describe(error)}")
+        # Each step on its own: whatever fails (in strict mode too), the run still ends, is
+        # delivered or kept, and releases its spool entry.
+        for hook, state in reversed(list(self._hook_states.values())):
+            self._step(f"ending {hook.name}", hook.end, self, state)
+        self._hook_states.clear()
+        if exc is not None and status != "FINISHED":
+            self._step("recording the exception", self._record_exception, exc)
+        self._step("config.json", self._write_config)
+        if self._entry is not None:
+            self._step(
+                "ending the run",
+                self._entry.append,
+                {"e": "end", "status": status, "end_ms": now_ms()},
+            )
+            self._step("delivering the run", self._deliver)
         self._closed = True
         self._report(propagating)
+
+    def _step(self, what: str, action: Callable[..., object], *args: object) -> None:
+        try:
+            with self._lock:
+                action(*args)
+        except Exception as error:
+            message = describe(error)
+            if not (isinstance(error, TrackingError) and message in self._problems):
+                self._problems.keep(f"{what} failed: {message}")
 
     def _deliver(self) -> None:
         assert self._entry is not None
@@ -315,11 +360,14 @@ class Run:
             shipper().submit(entry, self._state, self.tracking_uri)
             return
         try:
-            done = ship(entry, self._state, uri=self.tracking_uri)
+            with quiet():
+                done = ship(entry, self._state, uri=self.tracking_uri)
         except Exception as error:
             done = False
-            self._note_failure(error)
+            if self._note_failure(error, at_start=False):
+                return
         if done:
+            self._note_spool_trouble(entry, delivered=True)
             entry.remove()
             done_with(entry.key)
         else:
@@ -327,13 +375,35 @@ class Run:
             open_runs.discard(entry.key)
 
     def _keep(self, entry: SpoolEntry) -> None:
-        self._kept_in_spool = True
         try:
+            entry.make_durable()  # first: writes what the disk could not take before
             entry.save_state(self._state)
-            entry.make_durable()
+            self._kept_in_spool = True
+        except OSError:
+            self._kept_in_spool = entry.exists()
+            self._note_spool_trouble(entry, delivered=False)
         finally:
             entry.close()
             entry.release()
+
+    def _note_spool_trouble(self, entry: SpoolEntry, *, delivered: bool) -> None:
+        """Name a spool that could not take the run's records (a full disk), and what followed."""
+        error = entry.disk_error
+        if error is None:
+            return
+        where = entry.folder.parent
+        if delivered:
+            self._problems.keep(
+                f"the spool at {where} cannot take records ({describe(error)}): check its "
+                "free space or set EMSTRACK_SPOOL_DIR; this run went straight to the store "
+                "from memory, nothing was lost"
+            )
+        else:
+            self._problems.keep(
+                f"the spool at {where} cannot take records ({describe(error)}) and the store "
+                "is unreachable: what the spool could not hold is lost"
+                + ("" if entry.exists() else "; nothing of the run is kept")
+            )
 
     def _report(self, propagating: bool) -> None:
         extra = [
@@ -357,6 +427,8 @@ class Run:
     # ------------------------------------------------------------------ internals
 
     def _guard(self, what: str, action: Callable[..., object], *args: object) -> None:
+        if self._rejected:
+            return  # the store refused the run for good; the user has been told
         if self._closed:
             _guard.fail(
                 f"emstrack run {self.name or self.key!r}: {what} after the run ended is ignored"
@@ -382,6 +454,8 @@ class Run:
         self._add_mapped(map_outputs(value, self._redactor, step=step))
 
     def _add_mapped(self, mapped: Mapped) -> None:
+        if mapped.secrets:
+            self._redactor = self._redactor.learn(mapped.secrets)
         if mapped.unlogged:
             key, why = next(iter(mapped.unlogged.items()))
             _guard.raise_if_strict(f"{key!r} not logged: {why}")
@@ -397,7 +471,14 @@ class Run:
                     value, MAX_TAG_VALUE_LENGTH
                 )
         nonfinite_tags = {}
-        self._notes.merge(Mapped(renamed=mapped.renamed, cut=mapped.cut, unlogged=mapped.unlogged))
+        self._notes.merge(
+            Mapped(
+                renamed=mapped.renamed,
+                cut=mapped.cut,
+                unlogged=mapped.unlogged,
+                unlogged_values=mapped.unlogged_values,
+            )
+        )
         for key, points in mapped.nonfinite.items():
             known_points = self._notes.nonfinite.setdefault(key, [])
             known_points.extend(points)
@@ -424,7 +505,15 @@ class Run:
     def _tag_values(self, tags: Mapping[str, object]) -> dict[str, str]:
         """Tags formatted like params, but cut at the tag limit (8,000 characters)."""
         mapped = map_params(dict(tags), self._redactor)
-        self._notes.merge(Mapped(renamed=mapped.renamed, unlogged=mapped.unlogged))
+        if mapped.secrets:
+            self._redactor = self._redactor.learn(mapped.secrets)
+        self._notes.merge(
+            Mapped(
+                renamed=mapped.renamed,
+                unlogged=mapped.unlogged,
+                unlogged_values=mapped.unlogged_values,
+            )
+        )
         return {
             key: fit_value(mapped.cut.get(key, value), MAX_TAG_VALUE_LENGTH)
             for key, value in mapped.params.items()
@@ -490,6 +579,20 @@ class Run:
             lambda: self._config_sections.update(call=call_section(arguments, self._redactor)),
         )
 
+    def _log_frame(self, frame: Any, name: str) -> None:
+        secret_columns = [
+            column for column in frame.columns if self._redactor.is_secret_key(str(column))
+        ]
+        if secret_columns:
+            frame = frame.copy()
+            for column in secret_columns:
+                self._redactor = self._redactor.learn(
+                    str(value) for value in frame[column].tolist() if value is not None
+                )
+                frame[column] = REDACTED
+        text = self._redactor.scrub(frame.to_csv())
+        self._store_bytes(text.encode("utf-8"), name)
+
     def _log_figure(self, figure: Any, name: str) -> None:
         buffer = io.BytesIO()
         suffix = Path(name).suffix.lstrip(".").lower() or "png"
@@ -508,6 +611,8 @@ class Run:
                     for key, points in notes.nonfinite.items()
                 },
                 "not_logged": notes.unlogged,
+                "not_logged_values": notes.unlogged_values,
+                "not_params": self._not_params,
                 "param_conflicts": self._conflicts,
             }.items()
             if content
@@ -517,6 +622,8 @@ class Run:
         document: dict[str, Any] = {"inputs": self._config, **self._config_sections}
         if mapping:
             document["mapping"] = mapping
+        # Secrets learned after a value was noted (a password logged later) are scrubbed too.
+        document = self._redactor.scrub_tree(document)
         self._guard(
             "config.json",
             lambda: self._store_bytes(dumps_json(document).encode("ascii"), "config.json"),
@@ -529,7 +636,11 @@ class Run:
             if cls.__module__ == "builtins"
             else (f"{cls.__module__}.{cls.__qualname__}")
         )
-        message = clean_text(self._redactor.scrub(str(exc)))
+        try:
+            text = str(exc)
+        except Exception as error:
+            text = f"<str() of the exception raised {type(error).__name__}>"
+        message = clean_text(self._redactor.scrub(text))
         self._guard(
             "recording the exception",
             self._set_tags,
@@ -550,12 +661,40 @@ class Run:
         if self._entry is None:
             return
         try:
-            ship(self._entry, self._state, uri=self.tracking_uri, create_only=create_only)
+            with quiet():
+                ship(self._entry, self._state, uri=self.tracking_uri, create_only=create_only)
         except Exception as error:
-            self._note_failure(error)
+            self._note_failure(error, at_start=create_only)
 
-    def _note_failure(self, error: Exception) -> None:
-        self._problems.keep_once(error)
+    def _note_failure(self, error: Exception, *, at_start: bool) -> bool:
+        """Keep a failed write for the warning; whether the store rejected the run for good."""
+        if not is_rejection(error):
+            self._problems.keep_once(error, root_cause(error))
+            return False
+        self._reject(error, at_start=at_start)
+        return True
+
+    def _reject(self, error: Exception, *, at_start: bool) -> None:
+        """The store refuses the run for good: keep nothing, say why once, log nothing more."""
+        entry = self._entry
+        if entry is None:
+            return
+        self._rejected = True
+        self._entry = None
+        if self._state.run_id is not None:  # partly stored: do not leave it RUNNING
+            with contextlib.suppress(Exception), quiet():
+                get_store(self.tracking_uri).terminate(self._state.run_id, "FAILED", now_ms())
+        entry.remove()
+        done_with(entry.key)
+        message = (
+            f"emstrack run {self.name or self.key!r} is not tracked: the tracking store "
+            f"{redact_uri(self.tracking_uri)} rejects it ({root_cause(error)}). Nothing is "
+            "kept in the spool: replaying it would fail the same way"
+        )
+        if at_start:
+            self._problems.now(message)
+        else:
+            self._problems.keep(message)
 
     def _system_tags(self) -> dict[str, str]:
         tags = {
