@@ -195,3 +195,31 @@ def _private_reaches_in(path: Path) -> list[str]:
         and _PRIVATE_ATTRIBUTE.match(node.attr)
         and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls", "sys"})
     ]
+
+
+def _private_imports(module: str, path: Path) -> list[str]:
+    """``from emstrack.x import _name`` where ``_name`` is not a module: another's private."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
+            continue
+        base = node.module or ""
+        if node.level:
+            here = module if module in PACKAGES else module.rpartition(".")[0]
+            for _ in range(node.level - 1):
+                here = here.rpartition(".")[0]
+            base = f"{here}.{base}" if node.module else here
+        if base not in MODULES:
+            continue  # another library
+        for alias in node.names:
+            private = alias.name.startswith("_") and not alias.name.startswith("__")
+            if private and f"{base}.{alias.name}" not in MODULES:
+                found.append(f"{path.relative_to(SOURCE)}:{node.lineno}: {alias.name}")
+    return found
+
+
+def test_no_private_names_imported_from_other_modules() -> None:
+    found = [
+        hit for module, path in sorted(MODULES.items()) for hit in _private_imports(module, path)
+    ]
+    assert found == []

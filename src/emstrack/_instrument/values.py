@@ -41,7 +41,7 @@ def maps_cleanly(value: object, depth: int = 0) -> bool:
         return kind
     if depth >= _MAX_DEPTH:
         return False
-    children = _children(value)
+    children = child_items(value)
     if children is not None:
         return all(maps_cleanly(child, depth + 1) for child in children)
     if isinstance(value, list | tuple) and depth > 0:
@@ -64,7 +64,7 @@ def param_cleanly(value: object, depth: int = 0) -> bool:
         return len(value) <= _MAX_LIST and all(_is_scalar(item) for item in value)
     if depth >= _MAX_DEPTH:
         return False
-    children = _children(value)
+    children = child_items(value)
     if children is not None:
         return all(param_cleanly(child, depth + 1) for child in children)
     return False
@@ -241,7 +241,7 @@ def _numeric_kind(value: object) -> bool | None:
     return None
 
 
-def _children(value: object) -> list[Any] | None:
+def child_items(value: object) -> list[Any] | None:
     named = _named_children(value)
     return None if named is None else [child for _, child in named]
 

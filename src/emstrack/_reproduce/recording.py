@@ -27,11 +27,11 @@ from .._tags import FUNCTION_FILE_TAG, FUNCTION_PATH_TAG
 from .._tags import TRACKING_OPTIONS_TAG as OPTIONS_TAG
 from .._tracking.mapping import (
     Redactor,
-    _children,
-    _is_array,
-    _is_secret_value,
-    _scalar_text,
+    child_items,
     describe,
+    is_array,
+    is_secret_value,
+    scalar_text,
     to_jsonable,
 )
 
@@ -99,20 +99,20 @@ def call_section(arguments: Mapping[str, object], redactor: Redactor) -> dict[st
 def _why_not_kept(name: str, value: object, redactor: Redactor, depth: int = 0) -> str | None:
     if value is None:
         return None
-    if redactor.is_secret_key(name) or _is_secret_value(value):
+    if redactor.is_secret_key(name) or is_secret_value(value):
         return "a secret, redacted in config.json"
     if depth > 32:
         return "nested too deeply"
-    if isinstance(value, bool | int | float | str) or _scalar_text(value) is not None:
+    if isinstance(value, bool | int | float | str) or scalar_text(value) is not None:
         return None
-    children = _children(value)
+    children = child_items(value)
     if children is not None:
         for child_name, child in children:
             why = _why_not_kept(child_name, child, redactor, depth + 1)
             if why is not None:
                 return f"{child_name}: {why}"
         return None
-    if _is_array(value):
+    if is_array(value):
         return None
     if isinstance(value, list | tuple | set | frozenset):
         for item in value:

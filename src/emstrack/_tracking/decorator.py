@@ -22,7 +22,7 @@ import wrapt
 
 from .. import _guard, _settings
 from .._errors import ConfigurationError, TrackingError, describe
-from .mapping import Redactor, _scalar_text, maps_cleanly, secret_values
+from .mapping import Redactor, maps_cleanly, scalar_text, secret_values
 from .mapping import describe as describe_value
 from .run import Run
 
@@ -39,7 +39,7 @@ class _TemplateFormatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if format_spec:
             return format(value, format_spec)
-        text = _scalar_text(value)
+        text = scalar_text(value)
         return text if text is not None else str(value)
 
 

@@ -132,7 +132,7 @@ def url_passwords(text: str) -> list[str]:
 
 def _secret_text(value: object) -> str | None:
     """The clear text of a secret value (a ``SecretStr``, or a string under a secret key)."""
-    if _is_secret_value(value):
+    if is_secret_value(value):
         try:
             inner = value.get_secret_value()  # type: ignore[attr-defined]
         except Exception:
@@ -152,7 +152,7 @@ def secret_values(value: object, redactor: Redactor) -> set[str]:
     def walk(item: object, secret: bool, depth: int) -> None:
         if depth > _MAX_DEPTH or item is None:
             return
-        if secret or _is_secret_value(item):
+        if secret or is_secret_value(item):
             text = _secret_text(item)
             if text is not None:
                 found.add(text)
@@ -161,7 +161,7 @@ def secret_values(value: object, redactor: Redactor) -> set[str]:
             found.update(url_passwords(item))
             return
         try:
-            children = _children(item)
+            children = child_items(item)
             if children is None:
                 if isinstance(item, list | tuple | set | frozenset):
                     for child in list(item)[: _MAX_SERIES_IN_PARAM * 10]:
@@ -176,7 +176,7 @@ def secret_values(value: object, redactor: Redactor) -> set[str]:
     return found
 
 
-def _is_secret_value(value: object) -> bool:
+def is_secret_value(value: object) -> bool:
     # SecretStr / SecretBytes without importing pydantic when it is not in use.
     cls = type(value)
     return cls.__module__.startswith("pydantic") and cls.__name__ in {
@@ -267,7 +267,7 @@ def _is_pandas(value: object, name: str) -> bool:
     return cls.__module__.startswith("pandas") and cls.__name__ == name
 
 
-def _is_array(value: object) -> bool:
+def is_array(value: object) -> bool:
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
 
 
@@ -288,7 +288,7 @@ def _sort_key(value: object) -> str:
     return safe_text(value, use_repr=True)
 
 
-def _children(value: object) -> Iterator[tuple[str, object]] | None:
+def child_items(value: object) -> Iterator[tuple[str, object]] | None:
     """Named parts of a structured value, or ``None`` for a leaf."""
     if isinstance(value, Mapping):
         return ((k if isinstance(k, str) else safe_text(k), v) for k, v in value.items())
@@ -304,11 +304,11 @@ def _children(value: object) -> Iterator[tuple[str, object]] | None:
     return None
 
 
-def _scalar_text(value: object) -> str | None:
+def scalar_text(value: object) -> str | None:
     """Canonical text of a scalar, or ``None`` if ``value`` is not a scalar."""
     value = _numpy_scalar(value)
     if isinstance(value, enum.Enum):
-        return _scalar_text(value.value)
+        return scalar_text(value.value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -339,7 +339,7 @@ def describe(value: object) -> str:
         return f"<pandas.DataFrame {rows}x{cols}>"
     if _is_pandas(value, "Series"):
         return f"<pandas.Series len={len(value)}>"  # type: ignore[arg-type]
-    if _is_array(value):
+    if is_array(value):
         return f"<numpy.ndarray shape={tuple(value.shape)}>"  # type: ignore[attr-defined]
     cls = type(value)
     return f"<{cls.__module__}.{cls.__qualname__}>"
@@ -452,12 +452,12 @@ def maps_cleanly(value: object, _depth: int = 0) -> bool:
     A scalar, a short list of scalars, or a structure made only of those (a dataclass holding a
     DataFrame is not).
     """
-    if value is None or _is_secret_value(value):
+    if value is None or is_secret_value(value):
         return True
-    children = _children(value)
+    children = child_items(value)
     if children is not None:
         return _depth < _MAX_DEPTH and all(maps_cleanly(child, _depth + 1) for _, child in children)
-    return _scalar_text(value) is not None or _sequence_text(value, Redactor(_NEVER)) is not None
+    return scalar_text(value) is not None or _sequence_text(value, Redactor(_NEVER)) is not None
 
 
 _NEVER = re.compile(r"(?!)")
@@ -466,7 +466,7 @@ _NEVER = re.compile(r"(?!)")
 def map_params(values: object, redactor: Redactor, *, prefix: Path = ()) -> Mapped:
     """Flatten ``values`` (a model, dataclass, mapping or NamedTuple) onto MLflow params."""
     builder = _Builder(redactor)
-    children = _children(values)
+    children = child_items(values)
     if children is None:
         _param_leaf(builder, prefix, values)
     else:
@@ -478,13 +478,13 @@ def map_params(values: object, redactor: Redactor, *, prefix: Path = ()) -> Mapp
 def _param(builder: _Builder, path: Path, value: object) -> None:
     if value is None:
         return
-    if builder.is_secret(path) or _is_secret_value(value):
+    if builder.is_secret(path) or is_secret_value(value):
         builder.redacted(path, value)
         key = builder.key(path, "param")
         if key is not None:
             builder.out.params[key] = REDACTED
         return
-    children = _children(value)
+    children = child_items(value)
     if children is not None:
         for name, child in children:
             _param(builder, (*path, name), child)
@@ -493,7 +493,7 @@ def _param(builder: _Builder, path: Path, value: object) -> None:
 
 
 def _param_leaf(builder: _Builder, path: Path, value: object) -> None:
-    text = _scalar_text(value)
+    text = scalar_text(value)
     if text is None:
         text = _sequence_text(value, builder.redactor)
     if text is None:
@@ -507,7 +507,7 @@ def _param_leaf(builder: _Builder, path: Path, value: object) -> None:
 
 def _sequence_text(value: object, redactor: Redactor) -> str | None:
     """Compact JSON of a short sequence or set of scalars (``[1,2.5,"a",null]``), else ``None``."""
-    if _is_array(value) and value.ndim == 1:  # type: ignore[attr-defined]
+    if is_array(value) and value.ndim == 1:  # type: ignore[attr-defined]
         value = value.tolist()  # type: ignore[attr-defined]
     if isinstance(value, set | frozenset):
         items: list[object] = sorted(value, key=_sort_key)
@@ -524,13 +524,13 @@ def _sequence_text(value: object, redactor: Redactor) -> str | None:
             item = item.value
         if item is None or isinstance(item, bool | int):
             rendered.append(item)
-        elif _is_secret_value(item):
+        elif is_secret_value(item):
             rendered.append(REDACTED)
         elif isinstance(item, float | decimal.Decimal):
             number = format_float(float(item))
             rendered.append(json.loads(number) if number not in {"nan", "inf", "-inf"} else number)
         else:
-            text = _scalar_text(item)
+            text = scalar_text(item)
             if text is None:
                 return None
             rendered.append(redactor.scrub(text))
@@ -564,7 +564,7 @@ def _output(builder: _Builder, path: Path, value: object, step: int | None) -> N
     value = _numpy_scalar(value)
     if value is None:
         return
-    if builder.is_secret(path) or _is_secret_value(value):
+    if builder.is_secret(path) or is_secret_value(value):
         builder.redacted(path, value)
         key = builder.key(path, "tag")
         if key is not None:
@@ -592,17 +592,17 @@ def _output(builder: _Builder, path: Path, value: object, step: int | None) -> N
     if _is_pandas(value, "Series"):
         _labelled(builder, path, value)
         return
-    children = _children(value)
+    children = child_items(value)
     if children is not None:
         for name, child in children:
             _output(builder, (*path, name), child, step)
         return
-    if _is_array(value) and value.ndim == 1:  # type: ignore[attr-defined]
+    if is_array(value) and value.ndim == 1:  # type: ignore[attr-defined]
         value = value.tolist()  # type: ignore[attr-defined]
     if isinstance(value, list | tuple) and path and _all_numbers(value):
         _series(builder, path, value, 0)
         return
-    text = _scalar_text(value)
+    text = scalar_text(value)
     if text is not None and path:
         key = builder.key(path, "tag")
         if key is not None:
@@ -669,7 +669,7 @@ def _series(builder: _Builder, path: Path, values: Iterable[object], start_step:
 
 def _labelled(builder: _Builder, path: Path, series: Any) -> None:
     for label, item in series.items():
-        _output(builder, (*path, _scalar_text(label) or safe_text(label)), item, None)
+        _output(builder, (*path, scalar_text(label) or safe_text(label)), item, None)
 
 
 def _frame(builder: _Builder, path: Path, frame: Any) -> None:
@@ -678,7 +678,7 @@ def _frame(builder: _Builder, path: Path, frame: Any) -> None:
     integer_index = str(index.dtype).startswith(("int", "uint")) and index.is_unique
     steps = [int(i) for i in index] if integer_index else list(range(len(frame)))
     for column in frame.columns:
-        column_path = (*path, _scalar_text(column) or safe_text(column))
+        column_path = (*path, scalar_text(column) or safe_text(column))
         for row_step, item in zip(steps, frame[column].tolist(), strict=True):
             _output(builder, column_path, item, row_step)
 
@@ -696,7 +696,7 @@ def to_jsonable(value: object, redactor: Redactor, *, _path: Path = ()) -> Any:
     value = _numpy_scalar(value)
     if _path and redactor.is_secret_key(_path[-1]) and value is not None:
         return REDACTED
-    if _is_secret_value(value):
+    if is_secret_value(value):
         return REDACTED
     if value is None or isinstance(value, bool | int):
         return value
@@ -713,18 +713,18 @@ def to_jsonable(value: object, redactor: Redactor, *, _path: Path = ()) -> Any:
         }
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value, redactor, _path=_path)
-    children = _children(value)
+    children = child_items(value)
     if children is not None:
         return {
             name: to_jsonable(child, redactor, _path=(*_path, name)) for name, child in children
         }
-    if _is_array(value):
+    if is_array(value):
         return to_jsonable(value.tolist(), redactor, _path=_path)  # type: ignore[attr-defined]
     if isinstance(value, list | tuple):
         return [to_jsonable(item, redactor, _path=_path) for item in value]
     if isinstance(value, set | frozenset):
         return [to_jsonable(item, redactor, _path=_path) for item in sorted(value, key=_sort_key)]
-    text = _scalar_text(value)
+    text = scalar_text(value)
     if text is not None:
         return redactor.scrub(text)
     return describe(value)
