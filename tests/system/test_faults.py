@@ -79,6 +79,7 @@ class Pipeline:
     """A decorated pipeline and everything it handed back, to check identity."""
 
     function: Callable[..., Any]
+    experiment: str = "Default"
     returned: list[Any] = field(default_factory=list)
     raised: list[BaseException] = field(default_factory=list)
 
@@ -89,7 +90,7 @@ def make_pipeline(
     during: Callable[[str], None] | None = None,
 ) -> Pipeline:
     """A pipeline writing a schedule file and returning metrics, a tag and a 24-step series."""
-    pipeline = Pipeline(function=lambda: None)
+    pipeline = Pipeline(function=lambda: None, experiment=experiment)
 
     @tracked_optimization(experiment=experiment, artifacts=["out/{building_id}.csv"])
     def optimize_building(building_id: str, n_days: int, capacity_kwh: float = 10.0) -> Any:
@@ -176,6 +177,18 @@ def expected_run(pipeline: Pipeline, outcome: Outcome, run_key: str) -> dict[str
         "mlflow.source.name": qualname,
         "mlflow.user": getpass.getuser(),
         "mlflow.runName": "optimize_building",
+        # What `emstrack rerun` reads back: where the function lives, and how it was tracked.
+        "emstrack.tracking_options": json.dumps(
+            {
+                "artifacts": ["out/{building_id}.csv"],
+                "log_inputs": True,
+                "log_model": None,
+                "metrics": None,
+                "params": None,
+                "run_name": None,
+            },
+            sort_keys=True,
+        ),
     }
     metrics: dict[str, list[tuple[int, float]]] = {}
     if outcome.failed:
@@ -200,7 +213,11 @@ def expected_run(pipeline: Pipeline, outcome: Outcome, run_key: str) -> dict[str
         "tags": tags,
         "metrics": metrics,
         "artifacts": {
-            "config.json": {"inputs": inputs},
+            "config.json": {
+                "inputs": inputs,
+                # The bound arguments, as `emstrack rerun` rebuilds the call from them.
+                "call": {"arguments": {**inputs, "capacity_kwh": capacity}, "not_kept": {}},
+            },
             f"{building}.csv": schedule_csv(building, n_days).encode(),
         },
     }

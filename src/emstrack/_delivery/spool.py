@@ -437,6 +437,12 @@ _CHECKS: dict[str, Callable[[Event], bool]] = {
     "artifact": lambda e: isinstance(e.get("file"), str) and _optional_text(e, "dir"),
     "artifact_dir": lambda e: isinstance(e.get("folder"), str) and _optional_text(e, "dir"),
     "end": lambda e: e.get("status") in STATUSES and _is_int(e.get("end_ms")),
+    "dataset": lambda e: (
+        all(isinstance(e.get(name), str) for name in ("name", "digest", "source_type", "source"))
+        and _optional_text(e, "schema")
+        and _optional_text(e, "profile")
+        and _optional_text(e, "context")
+    ),
 }
 
 
