@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,8 +152,31 @@ def _close_if_abandoned(entry: SpoolEntry) -> None:
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Wait until background mode has shipped every finished run (or parked it in the spool).
+    """Wait until this process's finished runs are in their stores; ``False`` if some are not.
 
-    Returns ``False`` if ``timeout`` seconds passed first. A no-op in synchronous mode.
+    Covers every delivery mode: the background thread, this process's shipper processes, and
+    finished runs of the same spool and store still waiting (handed to a shipper that has not
+    reached them yet, or to one of a ``multiprocessing`` worker), which are delivered here or
+    waited for while another process delivers them. Runs the store did not take stay in the
+    spool (listed by :func:`pending`). Returns ``False`` when ``timeout`` seconds passed first
+    or some runs stay in the spool; costs a folder listing when nothing waits.
     """
-    return _background.wait_idle(timeout)
+    from . import courier as _courier
+    from .orphans import sweep
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def remaining() -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    idle = _background.wait_idle(timeout)
+    left = _courier.flush_all(remaining())
+    targets = {(found.root, found.uri) for found in _courier.couriers()}
+    targets.add((_settings.spool_dir(), _settings.tracking_uri()))
+    waiting = sweep(sorted(targets), remaining())
+    return idle and not left and not waiting and not _background_parked()
+
+
+def _background_parked() -> int:
+    shipper = _background._shipper
+    return shipper.pending() if shipper is not None else 0

@@ -92,7 +92,10 @@ class Run:
             parent.experiment if parent else _settings.experiment_name()
         )
         self.status: Status | None = None
-        self._background = _settings.background() if background is None else background
+        self._delivery = (
+            _settings.delivery() if background is None else ("thread" if background else "sync")
+        )
+        self._background = self._delivery == "thread"
         self._redactor = Redactor.from_environ(_settings.secret_pattern(secret_pattern), os.environ)
         self._lock = threading.RLock()
         self._params: dict[str, str] = {}
@@ -260,7 +263,7 @@ class Run:
             self.log_config(self._initial_params)
         for hook in _hooks.registered():
             self._guard(f"starting {hook.name}", self._start_hook, hook)
-        if not self._background:
+        if self._delivery == "sync":
             self._ship_now(create_only=True)
 
     def _finish(self, status: Status, exc: BaseException | None) -> None:
@@ -291,6 +294,8 @@ class Run:
 
             entry.close()
             shipper().submit(entry, self._state, self.tracking_uri)
+            return
+        if self._delivery == "process" and _hand_over(entry, self.tracking_uri):
             return
         try:
             done = ship(entry, self._state, uri=self.tracking_uri)
@@ -519,6 +524,11 @@ class Run:
         if self._entry is None:
             return
         try:
+            if self._delivery == "process":
+                from .._delivery.orphans import ship_open
+
+                ship_open(self._entry, self._state, self.tracking_uri)
+                return
             ship(self._entry, self._state, uri=self.tracking_uri, create_only=create_only)
         except Exception as error:
             self._note_failure(error)
@@ -604,6 +614,19 @@ def _create_entry(key: str, start: dict[str, Any]) -> SpoolEntry:
         # An unwritable working directory must not stop tracking: use the temp folder.
         fallback = Path(tempfile.gettempdir()) / "emstrack-spool"
         return SpoolEntry.create(fallback, key, start)
+
+
+def _hand_over(entry: SpoolEntry, uri: str) -> bool:
+    """Process delivery: release the finished entry to this spool's shipper process."""
+    from .._delivery.courier import courier
+
+    entry.close()
+    entry.release()
+    open_runs.discard(entry.key)
+    if courier(entry.folder.parent, uri).submit(entry):
+        return True
+    # No shipper could start (an embedded interpreter): ship here, as in synchronous mode.
+    return not entry.acquire(timeout=0)
 
 
 def _artifact_dir(artifact_path: str | None) -> str | None:
