@@ -194,7 +194,8 @@ class Store:
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = self._create_client()
+                    # Opening the store queries it too: a busy database is waited for there.
+                    self._client = self.call(self._create_client)
         return self._client
 
     def _create_client(self) -> MlflowClient:
@@ -281,8 +282,15 @@ class Store:
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue
-                if _is_connectivity(error):
+                if _is_locked(error):
                     # Locked past the whole budget counts as down: it could not be written.
+                    reason = describe(error, limit=200)
+                    self.mark_down(reason)
+                    raise StoreUnavailableError(
+                        f"tracking store {self.display_uri} stayed locked by other writers "
+                        f"for {LOCK_BUDGET_S:.0f} s ({reason})"
+                    ) from error
+                if _is_connectivity(error):
                     self.mark_down(describe(error, limit=200))
                 raise
             finally:
