@@ -48,6 +48,7 @@ def environment(store, **extra: str) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": store.uri,
         "EMSTRACK_SPOOL_DIR": str(store.spool),
         "EMSTRACK_STRICT": "1",
+        "EMSTRACK_SHIPPER_LOG": str(store.root / "shipper.log"),
         **extra,
     }
 
@@ -128,7 +129,14 @@ print("returned", flush=True)
 if sys.argv[5] == "wait":
     sys.stdin.readline()  # killed here
 else:
-    print("flushed" if emstrack.flush(timeout=300) else "pending", flush=True)
+    if emstrack.flush(timeout=300):
+        print("flushed", flush=True)
+    else:
+        print("pending", [(r.name, r.status, r.in_progress) for r in emstrack.pending()])
+        from emstrack._delivery import courier, orphans, background
+        from emstrack import _settings
+        print("DEBUG", background.wait_idle(1), courier.flush_all(10), orphans.sweep([(_settings.spool_dir(), _settings.tracking_uri())], 10), [(c.root, c.uri) for c in courier.couriers()], _settings.spool_dir(), _settings.tracking_uri())
+        print(emstrack.sync().failed, flush=True)
 """
 
 
@@ -150,6 +158,8 @@ def finish(process: subprocess.Popen[str]) -> str:
     """Release a started call, let it end, return its output."""
     out, err = process.communicate("go\n", timeout=300)
     assert process.returncode == 0, err
+    log = Path(process.args[-2]).parent / "shipper.log"  # type: ignore[index]
+    assert "flushed" in out, (out, log.read_text() if log.exists() else "")
     return out
 
 

@@ -123,15 +123,22 @@ class Courier:
         self._forget()
         environment = {**os.environ, URI_VARIABLE: self.uri}
         environment.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        process = subprocess.Popen(
-            [sys.executable, "-m", SHIPPER_MODULE, "--spool", str(self.root)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            bufsize=0,
-            env=environment,
-            start_new_session=True,
-        )
+        log = os.environ.get("EMSTRACK_SHIPPER_LOG", "").strip()
+        # Not this process's stderr: a caller reading it to its end would wait for the shipper.
+        errors = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", SHIPPER_MODULE, "--spool", str(self.root)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                bufsize=0,
+                env=environment,
+                start_new_session=True,
+            )
+        finally:
+            if not isinstance(errors, int):
+                errors.close()
         self._process = process
         self._buffer = b""
         return process

@@ -18,7 +18,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from pathlib import Path
 
@@ -51,7 +51,14 @@ def _create_lock(folder: Path) -> FileLock:
     return FileLock(folder / CREATE_LOCK_FILE, thread_local=False)
 
 
-def deliver(folder: Path, uri: str, *, wait: float = 0.0, close_abandoned: bool = True) -> Outcome:
+def deliver(
+    folder: Path,
+    uri: str,
+    *,
+    wait: float = 0.0,
+    close_abandoned: bool = True,
+    on_error: Callable[[Path, BaseException], None] | None = None,
+) -> Outcome:
     """Ship the entry at ``folder`` to ``uri`` if nobody else holds it; delete it when done.
 
     ``wait`` is how long to wait for the entry's lock. An entry whose run never ended (its
@@ -61,7 +68,12 @@ def deliver(folder: Path, uri: str, *, wait: float = 0.0, close_abandoned: bool 
     if not (folder / EVENTS_FILE).is_file():
         return Outcome.GONE
     entry = SpoolEntry(folder)
-    if not entry.acquire(timeout=wait):
+    try:
+        acquired = entry.acquire(timeout=wait)
+    except OSError:
+        # The holder deleted the folder (delivered it) while this waited for its lock.
+        return Outcome.BUSY if (folder / EVENTS_FILE).is_file() else Outcome.GONE
+    if not acquired:
         return Outcome.BUSY
     try:
         if not (folder / EVENTS_FILE).is_file():
@@ -78,8 +90,10 @@ def deliver(folder: Path, uri: str, *, wait: float = 0.0, close_abandoned: bool 
             state = entry.load_state()
             try:
                 done = _ship_with_parent(entry, state, uri)
-            except Exception:
+            except Exception as error:
                 done = False
+                if on_error is not None:
+                    on_error(folder, error)
             if not done:
                 with contextlib.suppress(OSError):
                     entry.save_state(state)
@@ -202,7 +216,10 @@ def sweep(targets: Iterable[tuple[Path, str]], timeout: float | None) -> list[Pa
                 left.append(entry.folder)  # held by this process's background thread
                 continue
             remaining = 3600.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            outcome = deliver(entry.folder, uri, wait=remaining, close_abandoned=False)
+            try:
+                outcome = deliver(entry.folder, uri, wait=remaining, close_abandoned=False)
+            except Exception:
+                outcome = Outcome.KEPT
             if outcome in (Outcome.BUSY, Outcome.KEPT):
                 left.append(entry.folder)
     return left

@@ -100,10 +100,12 @@ class Shipper:
         """Queue the entries of this store that nobody holds: left by processes that died."""
         from .orphans import for_store
 
-        for entry in for_store(self.root, self.uri):
-            if entry.acquire(timeout=0):
-                entry.release()
-                self._put("ship", entry.folder.name)
+        with contextlib.suppress(OSError):
+            for entry in for_store(self.root, self.uri):
+                with contextlib.suppress(OSError):
+                    if entry.acquire(timeout=0):
+                        entry.release()
+                        self._put("ship", entry.folder.name)
 
     def run(self, out: BinaryIO) -> None:
         """Main loop: deliver, answer flushes, retry parked runs; return when stdin closed."""
@@ -154,7 +156,7 @@ class Shipper:
         with self._cond:
             self._queued.discard(name)
         try:
-            outcome = deliver(self.root / name, self.uri)
+            outcome = deliver(self.root / name, self.uri, on_error=_log_error)
         except Exception:
             outcome = Outcome.KEPT
         if outcome is Outcome.KEPT and not last_try:
@@ -168,6 +170,12 @@ class Shipper:
         with contextlib.suppress(OSError, ValueError):
             out.write(f"flushed {token} {left}\n".encode())
             out.flush()
+
+
+def _log_error(folder: Path, error: BaseException) -> None:
+    """Say on stderr why a run stays in the spool (``EMSTRACK_SHIPPER_LOG`` names the file)."""
+    with contextlib.suppress(Exception):
+        print(f"emstrack shipper: {folder.name}: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,6 +130,10 @@ class SpoolEntry:
     def remove(self) -> None:
         """Delete the entry: every event reached the store."""
         self.close()
+        # The events file goes first: whoever takes the lock next (even a new lock file in a
+        # half-deleted folder) finds no events and knows the run was delivered.
+        with contextlib.suppress(OSError):
+            os.unlink(self.folder / EVENTS_FILE)
         shutil.rmtree(self.folder, ignore_errors=True)
         self.release()
 
