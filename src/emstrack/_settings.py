@@ -119,11 +119,16 @@ def _compile(source: str) -> re.Pattern[str]:
 
 def sqlite_wal() -> bool:
     """Whether a SQLite store is switched to write-ahead logging (``EMSTRACK_SQLITE_WAL``, on)."""
-    return os.environ.get("EMSTRACK_SQLITE_WAL", "1").strip().lower() not in {"0", "false", "no", "off"}
+    return os.environ.get("EMSTRACK_SQLITE_WAL", "1").strip().lower() not in {
+        "0",
+        "false",
+        "no",
+        "off",
+    }
 
 
 def flush_timeout() -> float:
-    """Seconds a read waits for this process's runs to reach the store (``EMSTRACK_FLUSH_TIMEOUT``)."""
+    """Seconds a read waits for pending runs to reach the store (``EMSTRACK_FLUSH_TIMEOUT``)."""
     try:
         return max(0.0, float(os.environ.get("EMSTRACK_FLUSH_TIMEOUT", "60")))
     except ValueError:

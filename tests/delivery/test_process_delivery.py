@@ -58,7 +58,8 @@ class TestInProcess:
         """analysis.runs() right after the call: the run is there, shipped by another process."""
         assert pipeline("b1", 3) == {"cost": 4.5, "daily": [0.0, 1.0, 2.0]}
         (found,) = courier_module.couriers()
-        assert found.pid is not None and found.pid != os.getpid()
+        assert found.pid is not None
+        assert found.pid != os.getpid()
         frame = analysis.runs("shipped")
         assert len(frame) == 1
         row = frame.iloc[0]
@@ -99,7 +100,9 @@ class TestInProcess:
         with tracked_run("sweep", experiment="shipped") as parent:
             pipeline("b1", 1)
             assert emstrack.flush(timeout=120) is True
-            (child,) = default_mode.runs("shipped", filter_string="attributes.run_name = 'pipeline'")
+            (child,) = default_mode.runs(
+                "shipped", filter_string="attributes.run_name = 'pipeline'"
+            )
             (running,) = default_mode.runs("shipped", filter_string="attributes.status = 'RUNNING'")
             assert running.info.run_name == "sweep"
             assert child.data.tags["mlflow.parentRunId"] == running.info.run_id
@@ -133,14 +136,13 @@ else:
         print("flushed", flush=True)
     else:
         print("pending", [(r.name, r.status, r.in_progress) for r in emstrack.pending()])
-        from emstrack._delivery import courier, orphans, background
-        from emstrack import _settings
-        print("DEBUG", background.wait_idle(1), courier.flush_all(10), orphans.sweep([(_settings.spool_dir(), _settings.tracking_uri())], 10), [(c.root, c.uri) for c in courier.couriers()], _settings.spool_dir(), _settings.tracking_uri())
         print(emstrack.sync().failed, flush=True)
 """
 
 
-def start_call(store, experiment: str, building: str, days: int, then: str) -> subprocess.Popen[str]:
+def start_call(
+    store, experiment: str, building: str, days: int, then: str
+) -> subprocess.Popen[str]:
     """A process that makes one tracked call once its stdin gets a line."""
     output = store.root / f"{building}.txt"
     return subprocess.Popen(
@@ -171,7 +173,8 @@ def orphan_a_run(store) -> dict[str, Any]:
     """
     with holding_sqlite_lock(store.path):
         victim = start_call(store, "orphan", "victim", 4, then="wait")
-        assert victim.stdin is not None and victim.stdout is not None
+        assert victim.stdin is not None
+        assert victim.stdout is not None
         victim.stdin.write("go\n")
         victim.stdin.flush()
         assert victim.stdout.readline().strip() == "returned"
@@ -180,7 +183,8 @@ def orphan_a_run(store) -> dict[str, Any]:
         victim.communicate(timeout=60)
         assert victim.returncode == -9
     (entry,) = spool_entries(store.spool).values()
-    assert entry["end"] is not None and entry["end"]["status"] == "FINISHED"
+    assert entry["end"] is not None
+    assert entry["end"]["status"] == "FINISHED"
     assert all_runs(store.uri, "orphan") == []
     return entry
 
@@ -294,7 +298,9 @@ def test_pool_workers_runs_are_delivered(default_mode, method: str, ending: str)
     assert results == [{"index": float(i), "square": float(i * i)} for i in range(POOL_CALLS)]
     assert emstrack.flush(timeout=300) is True
     runs = default_mode.runs("pool")
-    assert sorted(run.data.metrics["index"] for run in runs) == [float(i) for i in range(POOL_CALLS)]
+    assert sorted(run.data.metrics["index"] for run in runs) == [
+        float(i) for i in range(POOL_CALLS)
+    ]
     assert len({run.data.tags["emstrack.run_key"] for run in runs}) == POOL_CALLS
     assert default_mode.spooled() == []
     assert wait_for_shippers(default_mode.spool) == []

@@ -14,9 +14,9 @@ def shipper_processes(spool: Path) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline", "status"]):
         command = process.info["cmdline"] or []
-        if SHIPPER_MODULE in command and str(spool) in command:
-            if process.info["status"] != psutil.STATUS_ZOMBIE:
-                found.append(process)
+        alive = process.info["status"] != psutil.STATUS_ZOMBIE
+        if SHIPPER_MODULE in command and str(spool) in command and alive:
+            found.append(process)
     return found
 
 

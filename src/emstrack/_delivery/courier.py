@@ -35,7 +35,7 @@ URI_VARIABLE = "EMSTRACK_SHIPPER_URI"
 
 
 class Courier:
-    """This process's link to the shipper process of one spool and store."""
+    """The link from this process to the shipper process of one spool and store."""
 
     def __init__(self, root: Path, uri: str) -> None:
         self.root = root
@@ -219,7 +219,8 @@ def flush_all(timeout: float | None) -> int:
 
 def close_all(timeout: float | None = None) -> bool:
     """Let every shipper of this process finish and wait for them (tests, embedding hosts)."""
-    return all([found.close(timeout) for found in couriers()])
+    closed = [found.close(timeout) for found in couriers()]  # every one, not just until False
+    return all(closed)
 
 
 def _reset_after_fork() -> None:

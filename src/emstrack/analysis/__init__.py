@@ -110,6 +110,7 @@ __all__ = [
 
 Tags = Literal["all"] | Sequence[str] | None
 
+
 def _deliver_pending() -> None:
     """Read what this process tracked: wait for its runs still on their way to the store.
 
