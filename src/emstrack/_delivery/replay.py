@@ -161,6 +161,11 @@ def flush(timeout: float | None = None) -> bool:
     spool (listed by :func:`pending`). Returns ``False`` when ``timeout`` seconds passed first
     or some runs stay in the spool; costs a folder listing when nothing waits.
     """
+    return flush_for(None, timeout)
+
+
+def flush_for(tracking_uri: str | None, timeout: float | None) -> bool:
+    """:func:`flush`, also covering the spool's finished runs bound for ``tracking_uri``."""
     from . import courier as _courier
     from .orphans import sweep
 
@@ -172,7 +177,7 @@ def flush(timeout: float | None = None) -> bool:
     idle = _background.wait_idle(timeout)
     left = _courier.flush_all(remaining())
     targets = {(found.root, found.uri) for found in _courier.couriers()}
-    targets.add((_settings.spool_dir(), _settings.tracking_uri()))
+    targets.add((_settings.spool_dir(), _settings.tracking_uri(tracking_uri)))
     waiting = sweep(sorted(targets), remaining())
     return idle and not left and not waiting and not _background_parked()
 

@@ -111,16 +111,16 @@ __all__ = [
 Tags = Literal["all"] | Sequence[str] | None
 
 
-def _deliver_pending() -> None:
+def _deliver_pending(tracking_uri: str | None) -> None:
     """Read what this process tracked: wait for its runs still on their way to the store.
 
     Costs a folder listing when nothing waits. Runs that cannot be delivered now (store down)
     are named in one warning; the read goes on without them.
     """
     from .. import _guard, _settings
-    from .._delivery.replay import flush, pending
+    from .._delivery.replay import flush_for, pending
 
-    if flush(_settings.flush_timeout()):
+    if flush_for(tracking_uri, _settings.flush_timeout()):
         return
     waiting = [run for run in pending() if run.status is not None]
     if waiting:
@@ -186,7 +186,7 @@ def runs(
         StoreError: The store does not exist or cannot be read.
 
     """
-    _deliver_pending()
+    _deliver_pending(tracking_uri)
     names = experiment_names(experiments)
     selection = Selection(
         params=key_tuple(params),
@@ -241,7 +241,7 @@ def compare(
         StoreError: The store does not exist or cannot be read.
 
     """
-    _deliver_pending()
+    _deliver_pending(tracking_uri)
     grouped = metric_by_group(
         experiments,
         metric,
@@ -296,7 +296,7 @@ def best_run(
         StoreError: The store does not exist or cannot be read.
 
     """
-    _deliver_pending()
+    _deliver_pending(tracking_uri)
     names = experiment_names(experiments)
     with open_store(tracking_uri) as reader:
         ids = reader.experiment_ids(names)
@@ -351,7 +351,7 @@ def series(
         StoreError: The store does not exist or cannot be read.
 
     """
-    _deliver_pending()
+    _deliver_pending(tracking_uri)
     ids = list(dict.fromkeys([run_ids] if isinstance(run_ids, str) else run_ids))
     if not ids:
         raise ValueError("series() needs at least one run id")
@@ -412,7 +412,7 @@ def export(
             :func:`runs`.
 
     """
-    _deliver_pending()
+    _deliver_pending(tracking_uri)
     written, _ = export_counted(
         experiments,
         path,
@@ -440,7 +440,7 @@ def export_counted(
     tracking_uri: str | None = None,
 ) -> tuple[Path, int]:
     """:func:`export`, also returning how many runs were written (for ``emstrack export``)."""
-    _deliver_pending()
+    _deliver_pending(tracking_uri)
     target = Path(path)
     kind = format_for(target, format)
     frame = runs(
