@@ -12,7 +12,9 @@ Two measurements per mode (``sync``, ``thread``, ``process``, the default):
 
 * *interleaved*: rounds of one untracked call and one tracked call per mode (order rotated each
   round), medians; asynchronous modes are flushed, untimed, after their call, so each call sees
-  what the pipeline sees (as the issue measured it);
+  what the pipeline sees (as the issue measured it). ``ratio`` is median over median;
+  ``paired`` is 1 + the median of each round's tracked-minus-untracked difference over the
+  untracked median (robust to a shared machine's drifting load);
 * *sweep*: ``--sweep`` tracked calls back to back, then ``emstrack.flush()``, timed as a whole,
   against the same number of untracked calls: shipping overlaps the next calls, as in a real
   scenario sweep, and the final flush is paid.
@@ -155,12 +157,21 @@ def sweeps(
     return totals
 
 
+def paired_ratio(samples: dict[str, list[float]], mode: str) -> float:
+    """1 + median of (tracked - untracked) within each round / median untracked.
+
+    Each round's pair ran back to back, so slow drifts of a shared machine's load cancel.
+    """
+    differences = [t - u for t, u in zip(samples[mode], samples["untracked"], strict=True)]
+    return 1 + statistics.median(differences) / statistics.median(samples["untracked"])
+
+
 def report(title: str, samples: dict[str, list[float]], totals: dict[str, list[float]]) -> None:
     base = statistics.median(samples["untracked"]) * 1000
     sweep_base = statistics.median(totals["untracked"]) * 1000
     print(f"\n{title}")
     print(
-        f"  {'mode':<10} {'untracked ms':>12} {'tracked ms':>11} {'ratio':>7}   "
+        f"  {'mode':<10} {'untracked ms':>12} {'tracked ms':>11} {'ratio':>7} {'paired':>7}   "
         f"{'sweep untracked ms':>18} {'sweep tracked ms':>16} {'ratio':>7}"
     )
     for mode in MODES:
@@ -168,7 +179,8 @@ def report(title: str, samples: dict[str, list[float]], totals: dict[str, list[f
         sweep = statistics.median(totals[mode]) * 1000
         flag = "" if mode != "process" else f"  (default; target <= {TARGET})"
         print(
-            f"  {mode:<10} {base:>12.1f} {value:>11.1f} {value / base:>6.2f}x   "
+            f"  {mode:<10} {base:>12.1f} {value:>11.1f} {value / base:>6.2f}x "
+            f"{paired_ratio(samples, mode):>6.2f}x   "
             f"{sweep_base:>18.1f} {sweep:>16.1f} {sweep / sweep_base:>6.2f}x{flag}"
         )
 

@@ -282,7 +282,7 @@ def pooled(index: int) -> dict[str, float]:
     return {"index": float(index), "square": float(index * index)}
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("ending", ["with", "close-join"])
 def test_pool_workers_runs_are_delivered(default_mode, method: str, ending: str) -> None:
     """multiprocessing.Pool workers (which skip exit handlers): every run reaches the store."""
