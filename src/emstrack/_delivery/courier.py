@@ -19,6 +19,7 @@ its own on first use; its runs outlive it the same way.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import select
@@ -230,4 +231,11 @@ def _reset_after_fork() -> None:
         found._after_fork()
 
 
+def _let_go_at_exit() -> None:
+    """At interpreter exit: close the pipes (each shipper finishes on its own), never wait."""
+    for found in couriers():
+        found._after_fork()  # same letting go: close this side, never reap or wait
+
+
 os.register_at_fork(after_in_child=_reset_after_fork)
+atexit.register(_let_go_at_exit)
