@@ -53,6 +53,29 @@ def environment(store, **extra: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.parametrize(
+    ("delivery", "background", "expected"),
+    [
+        (None, None, "process"),
+        ("sync", None, "sync"),
+        ("THREAD", None, "thread"),
+        ("bogus", None, "sync"),
+        (None, "1", "thread"),
+        ("process", "1", "thread"),
+    ],
+)
+def test_delivery_mode_from_the_environment(monkeypatch, delivery, background, expected):
+    """EMSTRACK_DELIVERY picks the mode; EMSTRACK_BACKGROUND=1 keeps meaning the thread."""
+    from emstrack import _settings
+
+    for name, value in (("EMSTRACK_DELIVERY", delivery), ("EMSTRACK_BACKGROUND", background)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert _settings.delivery() == expected
+
+
 class TestInProcess:
     def test_read_right_after_a_call_sees_the_run(self, default_mode):
         """analysis.runs() right after the call: the run is there, shipped by another process."""
