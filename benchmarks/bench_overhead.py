@@ -4,7 +4,10 @@ Each run carries the same data: 10 params, 20 metrics, a 96-step series and a ``
 Measured in one process on one fresh SQLite store, interleaved run by run (so store growth and
 machine noise hit every variant alike), medians after a warm-up:
 
-* emstrack synchronous: a decorated no-op pipeline, per-call time minus the bare call;
+* emstrack synchronous (``EMSTRACK_DELIVERY=sync``): a decorated no-op pipeline, per-call time
+  minus the bare call;
+* emstrack process (the default): the time the pipeline sees per call, a shipper process
+  delivering;
 * emstrack background (``EMSTRACK_BACKGROUND=1``): the time the pipeline sees per call; every
   run must be in the store after ``emstrack.flush()``;
 * raw MLflow client, fewest calls: ``create_run``, one ``log_batch``, ``log_artifact``,
@@ -64,7 +67,12 @@ def setup_store(folder: Path) -> str:
     uri = f"sqlite:///{folder / 'bench.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ["EMSTRACK_SPOOL_DIR"] = str(folder / "spool")
-    for name in ("EMSTRACK_BACKGROUND", "EMSTRACK_DISABLED", "EMSTRACK_STRICT"):
+    for name in (
+        "EMSTRACK_BACKGROUND",
+        "EMSTRACK_DISABLED",
+        "EMSTRACK_STRICT",
+        "EMSTRACK_DELIVERY",
+    ):
         os.environ.pop(name, None)
     return uri
 
@@ -88,12 +96,20 @@ def make_variants(uri: str, scratch: Path) -> dict[str, Callable[[int], None]]:
 
     sync_pipeline = emstrack.tracked_optimization(experiment="emstrack-sync")(bare)
     background_pipeline = emstrack.tracked_optimization(experiment="emstrack-background")(bare)
+    process_pipeline = emstrack.tracked_optimization(experiment="emstrack-process")(bare)
 
     def run_bare(index: int) -> None:
         bare(**params_for(index))
 
     def run_sync(index: int) -> None:
-        sync_pipeline(**params_for(index))
+        os.environ["EMSTRACK_DELIVERY"] = "sync"
+        try:
+            sync_pipeline(**params_for(index))
+        finally:
+            del os.environ["EMSTRACK_DELIVERY"]
+
+    def run_process(index: int) -> None:
+        process_pipeline(**params_for(index))  # the default: a shipper process delivers
 
     def run_background(index: int) -> None:
         os.environ["EMSTRACK_BACKGROUND"] = "1"
@@ -148,6 +164,7 @@ def make_variants(uri: str, scratch: Path) -> dict[str, Callable[[int], None]]:
         "bare": run_bare,
         "sync": run_sync,
         "background": run_background,
+        "process": run_process,
         "raw": run_raw,
         "fluent": run_fluent,
         "async": run_async,
@@ -174,7 +191,7 @@ def measure(
             took = time.perf_counter() - began
             if name == "async":
                 mlflow.config.enable_async_logging(False)
-            if name == "background":
+            if name in {"background", "process"}:
                 # Untimed: the shipper must not compete with the next variant's measurement.
                 assert emstrack.flush(timeout=120)
             if index >= warmup:
@@ -269,6 +286,11 @@ def main() -> None:
             "emstrack background, pipeline-visible",
             medians["background"],
             f"overhead {background_overhead:.3f} ms (target <= 2 ms)",
+        ),
+        (
+            "emstrack process (default), pipeline-visible",
+            medians["process"],
+            f"overhead {medians['process'] - bare_ms:.3f} ms",
         ),
         (
             "raw MlflowClient, fewest calls",

@@ -36,6 +36,9 @@ _ISOLATED_VARIABLES = (
     "EMSTRACK_SPOOL_DIR",
     "EMSTRACK_SECRET_PATTERN",
     "EMSTRACK_DRAIN_TIMEOUT",
+    "EMSTRACK_DELIVERY",
+    "EMSTRACK_SQLITE_WAL",
+    "EMSTRACK_FLUSH_TIMEOUT",
 )
 
 
@@ -103,7 +106,8 @@ def template_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def store(
     tmp_path: Path, template_database: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Store]:
-    """A fresh store as the default for emstrack, a private spool, strict mode, and no leaks."""
+    """A fresh store as the default for emstrack, a private spool, strict mode, synchronous
+    delivery, and no leaks."""
     for name in _ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     database = tmp_path / "mlflow.db"
@@ -113,6 +117,9 @@ def store(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("EMSTRACK_SPOOL_DIR", str(spool))
     monkeypatch.setenv("EMSTRACK_STRICT", "1")
+    # The suite reads the store right after each call: synchronous delivery, the mode kept for
+    # exactly that. The default (a shipper process) has its own tests in tests/delivery.
+    monkeypatch.setenv("EMSTRACK_DELIVERY", "sync")
     monkeypatch.chdir(tmp_path)
     yield Store(uri=uri, path=database, spool=spool, root=tmp_path)
     _assert_no_run_left_open(uri)

@@ -48,9 +48,32 @@ def strict() -> bool:
     return flag("EMSTRACK_STRICT")
 
 
+DELIVERY_MODES = ("process", "thread", "sync")
+"""How a finished run reaches its store (``EMSTRACK_DELIVERY``):
+
+* ``process`` (default): the call only appends to the spool; a shipper process per spool and
+  store ships finished runs (no GIL shared with the pipeline);
+* ``thread``: a background thread of the pipeline's process ships (``EMSTRACK_BACKGROUND=1``);
+* ``sync``: the run is created at its start and shipped before the call returns.
+"""
+
+
+def delivery() -> str:
+    """``EMSTRACK_DELIVERY`` (process, thread or sync); ``EMSTRACK_BACKGROUND=1`` forces thread.
+
+    An unknown value falls back to ``sync``, the mode that needs nothing but the store.
+    """
+    if flag("EMSTRACK_BACKGROUND"):
+        return "thread"
+    configured = os.environ.get("EMSTRACK_DELIVERY", "").strip().lower()
+    if not configured:
+        return "process"
+    return configured if configured in DELIVERY_MODES else "sync"
+
+
 def background() -> bool:
-    """``EMSTRACK_BACKGROUND=1`` ships runs from a background thread."""
-    return flag("EMSTRACK_BACKGROUND")
+    """Whether runs ship from a background thread (``EMSTRACK_DELIVERY=thread``)."""
+    return delivery() == "thread"
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -95,6 +118,24 @@ def _compile(source: str) -> re.Pattern[str]:
     if pattern is None:
         pattern = _compiled[source] = re.compile(source, re.IGNORECASE)
     return pattern
+
+
+def sqlite_wal() -> bool:
+    """Whether a SQLite store is switched to write-ahead logging (``EMSTRACK_SQLITE_WAL``, on)."""
+    return os.environ.get("EMSTRACK_SQLITE_WAL", "1").strip().lower() not in {
+        "0",
+        "false",
+        "no",
+        "off",
+    }
+
+
+def flush_timeout() -> float:
+    """Seconds a read waits for pending runs to reach the store (``EMSTRACK_FLUSH_TIMEOUT``)."""
+    try:
+        return max(0.0, float(os.environ.get("EMSTRACK_FLUSH_TIMEOUT", "60")))
+    except ValueError:
+        return 60.0
 
 
 def drain_timeout() -> float:

@@ -59,6 +59,7 @@ def cli_store(
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         patch.setenv("EMSTRACK_SPOOL_DIR", str(folder / "spool"))
         patch.setenv("EMSTRACK_STRICT", "1")
+        patch.setenv("EMSTRACK_DELIVERY", "sync")  # run ids read right after each run
         for name, building, mode, cost, fails in RUNS:
             try:
                 with emstrack.tracked_run(

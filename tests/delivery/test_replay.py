@@ -30,6 +30,7 @@ def crash_a_run(store, uri: str) -> str:
         **server_environment(),
         "MLFLOW_TRACKING_URI": uri,
         "EMSTRACK_SPOOL_DIR": str(store.spool),
+        "EMSTRACK_DELIVERY": "sync",  # the run is in the store (RUNNING) before the crash
     }
     result = subprocess.run(
         [sys.executable, "-c", CRASH],

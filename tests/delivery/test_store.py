@@ -166,15 +166,33 @@ class TestOutages:
             store.ensure_available()
         assert store.is_down()
 
-    def test_locked_sqlite_store_fails_the_probe(self, store):
-        """BEGIN EXCLUSIVE held by another process: the probe fails and marks the store down."""
+    def test_locked_sqlite_store_is_busy_not_down(self, store):
+        """BEGIN EXCLUSIVE held by another process: the probe passes (busy is not down)."""
         with holding_sqlite_lock(store.path):
             probed = Store(store.uri)
-            with pytest.raises(StoreUnavailableError, match="database is locked"):
-                probed.ensure_available()
+            probed.ensure_available()
+            assert not probed.is_down()
+
+    def test_store_locked_past_the_budget_is_marked_down(self, store, monkeypatch):
+        """A lock held for the whole budget: the write fails and only then is the store down."""
+        import emstrack._delivery.store as store_module
+
+        monkeypatch.setattr(store_module, "LOCK_BUDGET_S", 0.3)
+        probed = Store(store.uri)
+        assert probed.client is not None  # connected before the lock is taken
+        with holding_sqlite_lock(store.path):
+            with pytest.raises(Exception, match="database is locked"):
+                probed.experiment_id("locked-out")
             assert probed.is_down()
-        fresh = Store(store.uri)
-        fresh.ensure_available()
+
+    def test_unopenable_sqlite_store_is_down(self, tmp_path):
+        """A database file that is not a database fails the probe and is marked down."""
+        database = tmp_path / "garbage.db"
+        database.write_bytes(b"this is not a sqlite database" * 100)
+        probed = Store(f"sqlite:///{database}")
+        with pytest.raises(StoreUnavailableError, match="not a database"):
+            probed.ensure_available()
+        assert probed.is_down()
 
     def test_new_sqlite_store_passes_the_probe(self, tmp_path):
         """A database that does not exist yet is not an outage: it gets created."""

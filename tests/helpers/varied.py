@@ -122,6 +122,7 @@ def varied_store(
             patch.delenv(name, raising=False)
         patch.setenv("EMSTRACK_SPOOL_DIR", str(folder / "spool"))
         patch.setenv("EMSTRACK_STRICT", "1")
+        patch.setenv("EMSTRACK_DELIVERY", "sync")  # run ids read right after each run
         yield build_varied_store(folder, template_database)
 
 

@@ -26,6 +26,7 @@ import pytest
 import emstrack
 from conftest import _ISOLATED_VARIABLES
 from emstrack import EmstrackWarning, TrackingError, __version__, tracked_optimization
+from emstrack._delivery import store as store_module
 from emstrack._delivery.store import HTTP_MAX_RETRIES, get_store
 from helpers.locks import holding_sqlite_lock
 from helpers.servers import (
@@ -403,6 +404,9 @@ class TestSqliteStoreLocked:
     def test_runs_spool_while_another_writer_holds_the_database(self, store, monkeypatch):
         """A database held by another process's BEGIN EXCLUSIVE: runs spool, sync stores them."""
         monkeypatch.delenv("EMSTRACK_STRICT")
+        # Busy is not down: a lock is waited for within the budget; held past it, the store is
+        # down. A short budget keeps the test short.
+        monkeypatch.setattr(store_module, "LOCK_BUDGET_S", 1.0)
         pipeline = make_pipeline("locked", fail_on=frozenset({"b3"}))
         with holding_sqlite_lock(store.path):
             outcomes = [attempt(pipeline, call) for call in CALLS]
@@ -416,8 +420,9 @@ class TestSqliteStoreLocked:
         )
         record("sqlite store locked by another writer", outcomes, 3, synced, stored)
 
-    def test_strict_mode_raises_but_keeps_the_run(self, store):
+    def test_strict_mode_raises_but_keeps_the_run(self, store, monkeypatch):
         """EMSTRACK_STRICT=1: the outage is a TrackingError naming the spool; the run is kept."""
+        monkeypatch.setattr(store_module, "LOCK_BUDGET_S", 1.0)
         pipeline = make_pipeline("locked-strict")
         with (
             holding_sqlite_lock(store.path),

@@ -94,6 +94,10 @@ def ui_command(
         )
     if artifact_root is None and database is not None:
         artifact_root = str(database.resolve().parent / "mlruns")
+    from .._delivery.replay import flush
+
+    # Runs finished moments ago may still be on their way (another process's shipper).
+    flush(_settings.flush_timeout())
     server = UiServer(uri, host=host, port=port, workers=workers, artifact_root=artifact_root)
     previous = {
         signum: signal.signal(signum, _raise_stop)

@@ -150,6 +150,11 @@ def shipper() -> BackgroundShipper:
     return _shipper
 
 
+def parked() -> int:
+    """Runs the background thread still holds (queued, in flight or parked after an outage)."""
+    return _shipper.pending() if _shipper is not None else 0
+
+
 def wait_idle(timeout: float | None = None) -> bool:
     """Wait for background shipping; ``True`` when nothing is left queued or in flight."""
     if _shipper is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from .._errors import describe
 from . import background as _background
 from .quiet import quiet
 from .shipping import done_with, ship
-from .spool import EVENTS_FILE, SpoolEntry, entries
+from .spool import EVENTS_FILE, SpoolEntry, close_if_abandoned, entries
 from .store import is_rejection, root_cause
 
 
@@ -157,7 +158,7 @@ def _replay(entry: SpoolEntry, tracking_uri: str | None, report: SyncReport) -> 
         return
     state = entry.load_state()
     try:
-        _close_if_abandoned(entry)
+        close_if_abandoned(entry)
     except OSError as error:
         report.failed.append((_describe(entry, in_progress=False), describe(error)))
         return
@@ -220,22 +221,36 @@ def _parents_first(found: list[SpoolEntry]) -> list[SpoolEntry]:
     return sorted(found, key=lambda entry: depth(entry.key))
 
 
-def _close_if_abandoned(entry: SpoolEntry) -> None:
-    events, _ = entry.read_events()
-    if any(event["e"] == "end" for event in events):
-        return
-    start_ms = entry.start_event()["start_ms"]
-    last_ms = max(
-        [start_ms]
-        + [point[3] for event in events if event["e"] == "metrics" for point in event["metrics"]]
-    )
-    entry.append({"e": "tags", "tags": {"emstrack.incomplete": "true"}})
-    entry.append({"e": "end", "status": "KILLED", "end_ms": last_ms})
-
-
 def flush(timeout: float | None = None) -> bool:
-    """Wait until background mode has shipped every finished run (or parked it in the spool).
+    """Wait until this process's finished runs are in their stores; ``False`` if some are not.
 
-    Returns ``False`` if ``timeout`` seconds passed first. A no-op in synchronous mode.
+    Covers every delivery mode: the background thread, this process's shipper processes, and
+    finished runs of the same spool and store still waiting (handed to a shipper that has not
+    reached them yet, or to one of a ``multiprocessing`` worker), which are delivered here or
+    waited for while another process delivers them. Runs the store did not take stay in the
+    spool (listed by :func:`pending`). Returns ``False`` when ``timeout`` seconds passed first
+    or some runs stay in the spool; costs a folder listing when nothing waits.
     """
-    return _background.wait_idle(timeout)
+    return flush_for(None, timeout)
+
+
+def flush_for(tracking_uri: str | None, timeout: float | None) -> bool:
+    """:func:`flush`, also covering the spool's finished runs bound for ``tracking_uri``."""
+    from . import courier as _courier
+    from .orphans import sweep
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def remaining() -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    idle = _background.wait_idle(timeout)
+    left = _courier.flush_all(remaining())
+    targets = {(found.root, found.uri) for found in _courier.couriers()}
+    targets.add((_settings.spool_dir(), _settings.tracking_uri(tracking_uri)))
+    waiting = sweep(sorted(targets), remaining())
+    return idle and not left and not waiting and not _background_parked()
+
+
+def _background_parked() -> int:
+    return _background.parked()

@@ -236,8 +236,10 @@ class SpoolEntry:
         that the entry is gone (:meth:`acquire` answers ``False``) instead of replaying it.
         """
         self.close()
+        # The events file goes first: whoever takes the lock next (even a new lock file in a
+        # half-deleted folder) finds no events and knows the run was delivered.
         with contextlib.suppress(OSError):
-            (self.folder / EVENTS_FILE).unlink()
+            os.unlink(self.folder / EVENTS_FILE)
         shutil.rmtree(self.folder, ignore_errors=True)
         for path in self._outside:
             with contextlib.suppress(OSError):
@@ -449,6 +451,20 @@ _CHECKS: dict[str, Callable[[Event], bool]] = {
 def _valid(event: Event) -> bool:
     check = _CHECKS.get(event.get("e"))  # type: ignore[arg-type]
     return check is not None and check(event)
+
+
+def close_if_abandoned(entry: SpoolEntry) -> None:
+    """Close a run whose process died before its end: KILLED, tagged ``emstrack.incomplete``."""
+    events, _ = entry.read_events()
+    if any(event["e"] == "end" for event in events):
+        return
+    start_ms = entry.start_event()["start_ms"]
+    last_ms = max(
+        [start_ms]
+        + [point[3] for event in events if event["e"] == "metrics" for point in event["metrics"]]
+    )
+    entry.append({"e": "tags", "tags": {"emstrack.incomplete": "true"}})
+    entry.append({"e": "end", "status": "KILLED", "end_ms": last_ms})
 
 
 def entries(root: Path) -> Iterator[SpoolEntry]:

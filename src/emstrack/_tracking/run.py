@@ -105,7 +105,10 @@ class Run:
             parent.experiment if parent else _settings.experiment_name()
         )
         self.status: Status | None = None
-        self._background = _settings.background() if background is None else background
+        self._delivery = (
+            _settings.delivery() if background is None else ("thread" if background else "sync")
+        )
+        self._background = self._delivery == "thread"
         self._redactor = Redactor.from_environ(
             _settings.secret_pattern(secret_pattern), os.environ
         ).learn(known_secrets)
@@ -306,7 +309,7 @@ class Run:
             self.log_config(self._initial_params)
         for hook in _hooks.registered():
             self._guard(f"starting {hook.name}", self._start_hook, hook)
-        if not self._background:
+        if self._delivery == "sync":
             self._ship_now(create_only=True)
 
     def _stored_name(self) -> str | None:
@@ -358,6 +361,13 @@ class Run:
 
             entry.close()
             shipper().submit(entry, self._state, self.tracking_uri)
+            return
+        # Records the full disk could not take live only in this process: ship them from here.
+        if (
+            self._delivery == "process"
+            and entry.disk_error is None
+            and _hand_over(entry, self.tracking_uri)
+        ):
             return
         try:
             with quiet():
@@ -661,6 +671,12 @@ class Run:
         if self._entry is None:
             return
         try:
+            if self._delivery == "process":
+                from .._delivery.orphans import ship_open
+
+                with quiet():
+                    ship_open(self._entry, self._state, self.tracking_uri)
+                return
             with quiet():
                 ship(self._entry, self._state, uri=self.tracking_uri, create_only=create_only)
         except Exception as error:
@@ -774,6 +790,19 @@ def _create_entry(key: str, start: dict[str, Any]) -> SpoolEntry:
         # An unwritable working directory must not stop tracking: use the temp folder.
         fallback = Path(tempfile.gettempdir()) / "emstrack-spool"
         return SpoolEntry.create(fallback, key, start)
+
+
+def _hand_over(entry: SpoolEntry, uri: str) -> bool:
+    """Process delivery: release the finished entry to this spool's shipper process."""
+    from .._delivery.courier import courier
+
+    entry.close()
+    entry.release()
+    open_runs.discard(entry.key)
+    if courier(entry.folder.parent, uri).submit(entry):
+        return True
+    # No shipper could start (an embedded interpreter): ship here, as in synchronous mode.
+    return not entry.acquire(timeout=0)
 
 
 def _artifact_dir(artifact_path: str | None) -> str | None:

@@ -113,6 +113,26 @@ __all__ = [
 
 Tags = Literal["all"] | Sequence[str] | None
 
+
+def _deliver_pending(tracking_uri: str | None) -> None:
+    """Read what this process tracked: wait for its runs still on their way to the store.
+
+    Costs a folder listing when nothing waits. Runs that cannot be delivered now (store down)
+    are named in one warning; the read goes on without them.
+    """
+    from .. import _guard, _settings
+    from .._delivery.replay import flush_for, pending
+
+    if flush_for(tracking_uri, _settings.flush_timeout()):
+        return
+    waiting = [run for run in pending() if run.status is not None]
+    if waiting:
+        _guard.warn(
+            f"{len(waiting)} finished run(s) are not in the tracking store yet and are not "
+            f"part of this result (`emstrack status` lists them; spool {_settings.spool_dir()})"
+        )
+
+
 DEFAULT_BY = ("building_id", "optimization_mode")
 """Default grouping of :func:`compare`: one group per building and optimization mode."""
 
@@ -171,6 +191,7 @@ def runs(
         StoreError: The store does not exist or cannot be read.
 
     """
+    _deliver_pending(tracking_uri)
     names = experiment_names(experiments)
     selection = Selection(
         params=key_tuple(params),
@@ -225,6 +246,7 @@ def compare(
         StoreError: The store does not exist or cannot be read.
 
     """
+    _deliver_pending(tracking_uri)
     grouped = metric_by_group(
         experiments,
         metric,
@@ -279,6 +301,7 @@ def best_run(
         StoreError: The store does not exist or cannot be read.
 
     """
+    _deliver_pending(tracking_uri)
     names = experiment_names(experiments)
     with open_store(tracking_uri) as reader:
         ids = reader.experiment_ids(names)
@@ -383,6 +406,7 @@ def series(
         StoreError: The store does not exist or cannot be read.
 
     """
+    _deliver_pending(tracking_uri)
     ids = list(dict.fromkeys([run_ids] if isinstance(run_ids, str) else run_ids))
     if not ids:
         raise ValueError("series() needs at least one run id")
@@ -443,6 +467,7 @@ def export(
             :func:`runs`.
 
     """
+    _deliver_pending(tracking_uri)
     written, _ = export_counted(
         experiments,
         path,
@@ -470,6 +495,7 @@ def export_counted(
     tracking_uri: str | None = None,
 ) -> tuple[Path, int]:
     """:func:`export`, also returning how many runs were written (for ``emstrack export``)."""
+    _deliver_pending(tracking_uri)
     target = Path(path)
     kind = format_for(target, format)
     frame = runs(
