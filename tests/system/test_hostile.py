@@ -435,12 +435,38 @@ def test_store_lock_that_cannot_be_created_does_not_hang(tmp_path):
         "    return {'cost': x}\n"
         "print('result', pipeline(2.5))\n"
     )
-    done = python(code, cwd=tmp_path, timeout=120, EMSTRACK_SPOOL_DIR=str(tmp_path / "spool"))
+    # Synchronous delivery meets the lock in the pipeline's own process: one warning there.
+    done = python(
+        code,
+        cwd=tmp_path,
+        timeout=120,
+        EMSTRACK_SPOOL_DIR=str(tmp_path / "spool"),
+        EMSTRACK_DELIVERY="sync",
+    )
     assert done.returncode == 0, done.stderr
     assert "result {'cost': 2.5}" in done.stdout
     assert "EmstrackWarning" in done.stderr
     assert "/proc/mlflow.db" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_store_lock_that_cannot_be_created_does_not_hang_the_default_delivery(tmp_path):
+    """Case 9, default delivery: the pipeline never waits on the store; the run is kept."""
+    code = (
+        "import emstrack\n"
+        "@emstrack.tracked_optimization(experiment='proc', tracking_uri='sqlite:////proc/mlflow.db')\n"
+        "def pipeline(x):\n"
+        "    return {'cost': x}\n"
+        "print('result', pipeline(2.5))\n"
+        "print('delivered', emstrack.flush(timeout=30))\n"
+    )
+    spool = tmp_path / "spool"
+    done = python(code, cwd=tmp_path, timeout=120, EMSTRACK_SPOOL_DIR=str(spool))
+    assert done.returncode == 0, done.stderr
+    assert "result {'cost': 2.5}" in done.stdout
+    assert "delivered False" in done.stdout  # the read side says the run did not arrive
+    assert "Traceback" not in done.stderr
+    assert [p for p in spool.iterdir() if p.is_dir()], "the run must stay in the spool"
 
 
 # --------------------------------------------------------------------------- 10 secrets

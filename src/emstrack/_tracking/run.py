@@ -127,6 +127,7 @@ class Run:
         self._state = ShipState()
         self._kept_in_spool = False
         self._rejected = False
+        self._delivered_lookup_done = False
         self._not_params: dict[str, str] = {}
         self._closed = False
         self._token: Token[Run | None] | None = None
@@ -141,7 +142,23 @@ class Run:
 
     @property
     def run_id(self) -> str | None:
-        """The MLflow run id, once the run reached the store (in background mode: after flush)."""
+        """The MLflow run id, once the run reached the store.
+
+        In the default (process) delivery a run reaches the store after it ends: asking an
+        ended run for its id waits for that delivery, as :func:`emstrack.flush` does (bounded
+        by ``EMSTRACK_FLUSH_TIMEOUT``), and finds the run by its key. ``None`` while the run
+        is open and not yet flushed, in thread mode before the thread shipped it, and for a
+        run that could not be delivered.
+        """
+        if (
+            self._state.run_id is None
+            and self._closed
+            and self._delivery == "process"
+            and not self._rejected
+            and not self._delivered_lookup_done
+        ):
+            self._delivered_lookup_done = True
+            self._state.run_id = _delivered_run_id(self.tracking_uri, self.experiment, self.key)
         return self._state.run_id
 
     @property
@@ -807,3 +824,16 @@ def _hand_over(entry: SpoolEntry, uri: str) -> bool:
 
 def _artifact_dir(artifact_path: str | None) -> str | None:
     return safe_artifact_path(artifact_path) if artifact_path else None
+
+
+def _delivered_run_id(tracking_uri: str, experiment: str, key: str) -> str | None:
+    """The id of a run the shipper delivered, once delivered (``None`` if it was not)."""
+    try:
+        from .._delivery.replay import flush_for
+        from .._delivery.store import get_store
+
+        flush_for(tracking_uri, _settings.flush_timeout())
+        store = get_store(tracking_uri)
+        return store.find_run(store.experiment_id(experiment), key)
+    except Exception:  # an id is a convenience: never an error for the pipeline
+        return None
