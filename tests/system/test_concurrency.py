@@ -126,6 +126,11 @@ def run_processes(uri: str, spool: Path, experiment: str) -> list[int | None]:
         if process.is_alive():
             process.kill()
             process.join()
+    # The default delivery ships from a shipper process after each worker's calls returned:
+    # wait for the runs of this spool bound for this store, as every emstrack read does.
+    from emstrack._delivery.replay import flush_for
+
+    assert flush_for(uri, 300)
     return [process.exitcode for process in processes]
 
 
