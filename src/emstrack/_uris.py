@@ -8,7 +8,13 @@ from __future__ import annotations
 import urllib.parse
 from pathlib import Path
 
-__all__ = ["redact_uri", "sqlite_path"]
+__all__ = ["KNOWN_SCHEMES", "redact_uri", "sqlite_path", "unsupported_scheme"]
+
+#: URI schemes MLflow's tracking client knows (``postgresql+psycopg2`` counts as ``postgresql``).
+KNOWN_SCHEMES = frozenset(
+    {"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https"}
+    | {"databricks", "databricks-uc", "uc"}
+)
 
 
 def redact_uri(uri: str) -> str:
@@ -30,3 +36,16 @@ def sqlite_path(uri: str) -> Path | None:
     elif uri.startswith("sqlite:///"):
         path = path[1:]
     return Path(path) if path and path != ":memory:" else None
+
+
+def unsupported_scheme(uri: str) -> str | None:
+    """Why MLflow cannot use ``uri`` as a tracking store, judged from its scheme alone; or None."""
+    scheme = urllib.parse.urlsplit(uri).scheme.lower().partition("+")[0]
+    if len(scheme) == 1:  # a Windows drive letter, C:\\...
+        scheme = ""
+    if scheme in KNOWN_SCHEMES:
+        return None
+    return (
+        f"unsupported tracking URI {redact_uri(uri)!r}: the scheme {scheme!r} is none of "
+        f"{', '.join(sorted(s for s in KNOWN_SCHEMES if s))}"
+    )

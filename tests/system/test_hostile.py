@@ -687,3 +687,30 @@ class TestSmallerOnes:
         assert len(lines) == 1, done.stderr
         assert lines[0].startswith("Error: no MLflow store")
         assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "cause"),
+    [
+        ("tracking_uri='bogus://x'", "unsupported tracking URI"),
+        ("experiment='x' * 1000", "experiment name of 1000 characters"),
+    ],
+)
+def test_permanent_rejection_in_the_default_delivery_is_one_warning(tmp_path, options, cause):
+    """Case 5, default (process) delivery: refused at the start, nothing parked in the spool."""
+    code = (
+        "import emstrack\n"
+        f"@emstrack.tracked_optimization({options})\n"
+        "def pipeline(x):\n"
+        "    return {'cost': x}\n"
+        "print('result', pipeline(2.5))\n"
+    )
+    spool = tmp_path / "spool"
+    done = python(code, cwd=tmp_path, timeout=120, EMSTRACK_SPOOL_DIR=str(spool))
+    assert done.returncode == 0, done.stderr
+    assert "result {'cost': 2.5}" in done.stdout
+    warnings = [line for line in done.stderr.splitlines() if "EmstrackWarning" in line]
+    assert len(warnings) == 1, done.stderr
+    assert cause in warnings[0]
+    assert "Nothing is kept in the spool" in warnings[0]
+    assert not spool.exists() or not [p for p in spool.iterdir() if p.is_dir()]

@@ -52,11 +52,6 @@ def output_options(function: F) -> F:
     return click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")(function)
 
 
-#: URI schemes MLflow's tracking client knows (``postgresql+psycopg2`` counts as ``postgresql``).
-_KNOWN_SCHEMES = frozenset(
-    {"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https"}
-    | {"databricks", "databricks-uc", "uc"}
-)
 _PROBE_TIMEOUT_S = (2.0, 5.0)
 
 
@@ -68,16 +63,12 @@ def check_store_uri(uri: str) -> None:
     """
     import urllib.parse
 
-    from .._uris import redact_uri
+    from .._uris import redact_uri, unsupported_scheme
 
+    reason = unsupported_scheme(uri)
+    if reason is not None:
+        raise click.ClickException(reason)
     scheme = urllib.parse.urlsplit(uri).scheme.lower().partition("+")[0]
-    if len(scheme) == 1:  # a Windows drive letter, C:\\...
-        scheme = ""
-    if scheme not in _KNOWN_SCHEMES:
-        raise click.ClickException(
-            f"unsupported tracking URI {redact_uri(uri)!r}: the scheme {scheme!r} is none of "
-            f"{', '.join(sorted(s for s in _KNOWN_SCHEMES if s))}"
-        )
     if scheme in {"http", "https"}:
         import requests
 

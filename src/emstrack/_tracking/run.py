@@ -30,7 +30,7 @@ from .._delivery.shipping import done_with, open_runs, ship
 from .._delivery.spool import ShipState, SpoolEntry, now_ms
 from .._delivery.store import get_store, is_rejection, root_cause
 from .._errors import ConfigurationError, TrackingError, describe
-from .._uris import redact_uri
+from .._uris import redact_uri, unsupported_scheme
 from .._version import __version__
 from . import hooks as _hooks
 from .artifact_paths import ArtifactPaths
@@ -53,6 +53,8 @@ from .mapping import (
 )
 
 Status = Literal["FINISHED", "FAILED", "KILLED"]
+#: The longest experiment name MLflow's stores accept.
+MAX_EXPERIMENT_NAME_LENGTH = 500
 
 #: Longest run name stored as it is (the width of MLflow's ``runs.name`` column).
 MAX_RUN_NAME_LENGTH = 250
@@ -328,6 +330,19 @@ class Run:
             self._guard(f"starting {hook.name}", self._start_hook, hook)
         if self._delivery == "sync":
             self._ship_now(create_only=True)
+        else:
+            self._reject_what_no_store_takes()
+
+    def _reject_what_no_store_takes(self) -> None:
+        """Without a write at the start, still refuse at once what no store would ever take."""
+        reason = unsupported_scheme(self.tracking_uri)
+        if reason is None and len(self.experiment) > MAX_EXPERIMENT_NAME_LENGTH:
+            reason = (
+                f"experiment name of {len(self.experiment)} characters is over MLflow's "
+                f"{MAX_EXPERIMENT_NAME_LENGTH}"
+            )
+        if reason is not None:
+            self._reject(ValueError(reason), at_start=True)
 
     def _stored_name(self) -> str | None:
         if not self.name:
