@@ -230,6 +230,7 @@ def test_run_page_shows_params_metrics_and_artifacts(ui, demo, page, screenshots
 def test_report_from_disk(demo, page, screenshots, tmp_path):
     """report.html via file://: comparison table, >= 2 images, the script name as text."""
     folder, _ = demo
+    import emstrack
     from emstrack import tracked_run
 
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -239,6 +240,7 @@ def test_report_from_disk(demo, page, screenshots, tmp_path):
         with tracked_run(SCRIPT_NAME, experiment=COMPARISON_EXPERIMENT, tracking_uri=uri) as run:
             run.log_params({"building_id": DEMO_BUILDINGS[1], "scenario": "battery_only"})
             run.log_metrics({"savings_pct": 1.0, "total_cost": 2.0})
+        assert emstrack.flush(timeout=120)  # the report's process reads another spool
     finally:
         del os.environ["EMSTRACK_SPOOL_DIR"]
     target = tmp_path / "report.html"

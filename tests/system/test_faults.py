@@ -333,6 +333,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     spool = tmp_path / "spool"
     monkeypatch.setenv("EMSTRACK_SPOOL_DIR", str(spool))
+    # These cases test what the pipeline's own process does when the store fails; the default
+    # process delivery meets the same faults in its shipper (tests/delivery/).
+    monkeypatch.setenv("EMSTRACK_DELIVERY", "sync")
     monkeypatch.chdir(tmp_path)
     return spool
 

@@ -51,6 +51,7 @@ def _write_cases(uri: str, spool: Path, monkeypatch: pytest.MonkeyPatch) -> None
     """Call the decorated pipeline once per case of CASES, strict, spooling to ``spool``."""
     monkeypatch.setenv("EMSTRACK_SPOOL_DIR", str(spool))
     monkeypatch.setenv("EMSTRACK_STRICT", "1")
+    monkeypatch.setenv("EMSTRACK_DELIVERY", "sync")  # each run is on the server on return
     optimize = _pipeline(uri)
     for building, mode, cost in CASES:
         optimize(building, mode, cost)
