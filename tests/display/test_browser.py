@@ -20,19 +20,11 @@ from pathlib import Path
 import pytest
 
 from emstrack._cli.demo_run import COMPARISON_EXPERIMENT, DEMO_BUILDINGS, LEARNING_EXPERIMENT
+from helpers.browser import CHROMIUM_ARGS
 from helpers.servers import free_port
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 90_000
 SCRIPT_NAME = "<script>alert(1)</script>"
 

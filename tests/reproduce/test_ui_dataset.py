@@ -8,20 +8,11 @@ import shutil
 import pytest
 
 import emstrack
+from helpers.browser import CHROMIUM_ARGS
 from helpers.reproduce import BUILDING, EXPERIMENT, pipeline_a
 from helpers.servers import MlflowServer
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def test_dataset_column_shows_the_household_data(store, tmp_path, template_database, monkeypatch):
