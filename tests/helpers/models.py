@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from helpers.servers import server_environment
+from helpers.servers import server_environment, stop_group
 
 SUBPROCESS_TIMEOUT_S = 180
 
@@ -128,23 +128,8 @@ class ModelServer:
 
     def stop(self) -> None:
         """Terminate the process group (SIGKILL after a timeout); nothing of it is left."""
-        import contextlib
-        import os
-        import signal
-
-        if self.process is None:
-            return
-        group = self.process.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-            self.process.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)  # workers that outlived their parent
+        if self.process is not None:
+            stop_group(self.process, timeout=15)
         self.process = None
 
     @staticmethod

@@ -12,18 +12,16 @@ from ``MLFLOW_AUTH_ADMIN_PASSWORD`` at the first start.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from helpers.servers import STOP_TIMEOUT_S, free_port, health, server_environment
+from helpers.servers import free_port, health, server_environment, stop_group
 
 PG_START_TIMEOUT_S = 60
 
@@ -186,18 +184,8 @@ class AuthMlflowServer:
 
     def stop(self) -> None:
         """Terminate the server's process group (SIGKILL after a timeout)."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=STOP_TIMEOUT_S)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process is not None:
+            stop_group(self.process)
         self.process = None
 
     def __enter__(self) -> AuthMlflowServer:

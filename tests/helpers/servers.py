@@ -149,19 +149,8 @@ class MlflowServer:
 
     def stop(self) -> None:
         """Terminate the process group; SIGKILL it if it has not exited in time."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=STOP_TIMEOUT_S)
-        # Workers of the group that outlived their parent.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process is not None:
+            stop_group(self.process)
         self.process = None
 
     def __enter__(self) -> MlflowServer:
@@ -170,6 +159,22 @@ class MlflowServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_group(process: subprocess.Popen[Any], timeout: float | None = None) -> None:
+    """Terminate ``process``'s process group, SIGKILL it after ``timeout``; nothing is left."""
+    wait = STOP_TIMEOUT_S if timeout is None else timeout
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=wait)
+    # Workers of the group that outlived their parent.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def writes_are_refused(folder: Path) -> bool:
