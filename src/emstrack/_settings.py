@@ -48,18 +48,21 @@ def strict() -> bool:
     return flag("EMSTRACK_STRICT")
 
 
-DELIVERY_MODES = ("process", "thread", "sync")
+DELIVERY_MODES = ("process", "thread", "sync", "spool")
 """How a finished run reaches its store (``EMSTRACK_DELIVERY``):
 
 * ``process`` (default): the call only appends to the spool; a shipper process per spool and
   store ships finished runs (no GIL shared with the pipeline);
 * ``thread``: a background thread of the pipeline's process ships (``EMSTRACK_BACKGROUND=1``);
-* ``sync``: the run is created at its start and shipped before the call returns.
+* ``sync``: the run is created at its start and shipped before the call returns;
+* ``spool``: the run only waits in the spool, for whoever delivers that spool: a sweep's
+  driver, ``emstrack sync``, a read or :func:`emstrack.flush` (which deliver what waits), or
+  the next emstrack process's shipper (sweep workers, nodes that cannot reach the store).
 """
 
 
 def delivery() -> str:
-    """``EMSTRACK_DELIVERY`` (process, thread or sync); ``EMSTRACK_BACKGROUND=1`` forces thread.
+    """``EMSTRACK_DELIVERY`` (process, thread, sync or spool); ``EMSTRACK_BACKGROUND=1``: thread.
 
     An unknown value falls back to ``sync``, the mode that needs nothing but the store.
     """

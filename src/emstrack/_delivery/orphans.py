@@ -17,8 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 
@@ -195,30 +194,3 @@ def has_ended(entry: SpoolEntry) -> bool:
     except OSError:
         return False
     return b'{"e":"end"' in tail
-
-
-def sweep(targets: Iterable[tuple[Path, str]], timeout: float | None) -> list[Path]:
-    """Deliver the finished runs waiting in each ``(spool, store)``; return those still waiting.
-
-    A finished entry another process holds is being delivered there: it is waited for (its lock)
-    until ``timeout``. Runs still open, and runs whose process died before they ended, are left
-    alone (the next writing process's shipper closes and delivers the latter). Costs one folder
-    listing when the spool is empty.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    left: list[Path] = []
-    for root, uri in targets:
-        for entry in list(for_store(root, uri)):
-            if not has_ended(entry):
-                continue
-            if open_runs.get(entry.key) is not None:
-                left.append(entry.folder)  # held by this process's background thread
-                continue
-            remaining = 3600.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                outcome = deliver(entry.folder, uri, wait=remaining, close_abandoned=False)
-            except Exception:
-                outcome = Outcome.KEPT
-            if outcome in (Outcome.BUSY, Outcome.KEPT):
-                left.append(entry.folder)
-    return left

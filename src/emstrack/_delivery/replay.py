@@ -237,7 +237,8 @@ def flush(timeout: float | None = None) -> bool:
 def flush_for(tracking_uri: str | None, timeout: float | None) -> bool:
     """:func:`flush`, also covering the spool's finished runs bound for ``tracking_uri``."""
     from . import courier as _courier
-    from .orphans import sweep
+    from .batched import sweep
+    from .shipping import waiting_targets
 
     deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -246,7 +247,7 @@ def flush_for(tracking_uri: str | None, timeout: float | None) -> bool:
 
     idle = _background.wait_idle(timeout)
     left = _courier.flush_all(remaining())
-    targets = {(found.root, found.uri) for found in _courier.couriers()}
+    targets = {(found.root, found.uri) for found in _courier.couriers()} | waiting_targets()
     targets.add((_settings.spool_dir(), _settings.tracking_uri(tracking_uri)))
     waiting = sweep(sorted(targets), remaining())
     return idle and not left and not waiting and not _background_parked()

@@ -158,16 +158,28 @@ class Shipper:
                     self._queue.appendleft((command, argument))
                     self._retry_parked(first=True)
                     continue
-            if command == "ship":
-                self._ship(argument)
+                names = [argument] if command == "ship" else []
+                if names:
+                    names.extend(self._more_ships())
+            if names:
+                self._ship(names)
             else:
                 self._answer(out, argument)
         with self._cond:
             self._retry_parked()
-        while self._queue:
-            command, argument = self._queue.popleft()
-            if command == "ship":
-                self._ship(argument, last_try=True)
+        names = [argument for command, argument in self._queue if command == "ship"]
+        self._queue.clear()
+        if names:
+            self._ship(names, last_try=True)
+
+    def _more_ships(self) -> list[str]:
+        """The ``ship`` commands next in the queue (under the lock): delivered together."""
+        from .batched import MAX_BATCH_RUNS
+
+        names: list[str] = []
+        while self._queue and self._queue[0][0] == "ship" and len(names) < MAX_BATCH_RUNS - 1:
+            names.append(self._queue.popleft()[1])
+        return names
 
     def _retry_parked(self, first: bool = False) -> None:
         """Queue parked runs again: at the front when ``first``, else at the back."""
@@ -179,19 +191,24 @@ class Shipper:
             else:
                 self._queue.append(("ship", name))
 
-    def _ship(self, name: str, last_try: bool = False) -> None:
-        from .orphans import Outcome, deliver
+    def _ship(self, names: list[str], last_try: bool = False) -> None:
+        """Deliver these runs (together when the store allows); park what the store did not take."""
+        from .batched import deliver_many
+        from .orphans import Outcome
 
-        self._let_go(name)
+        for name in names:
+            self._let_go(name)
         with self._cond:
-            self._queued.discard(name)
+            self._queued.difference_update(names)
+        folders = [self.root / name for name in names]
         try:
-            outcome = deliver(self.root / name, self.uri, on_error=_log_error)
+            outcomes = deliver_many(folders, self.uri, on_error=_log_error)
         except Exception:
-            outcome = Outcome.KEPT
-        if outcome is Outcome.KEPT and not last_try:
+            outcomes = {}
+        kept = [f.name for f in folders if outcomes.get(f, Outcome.KEPT) is Outcome.KEPT]
+        if kept and not last_try:
             with self._cond:
-                self._parked.append(name)
+                self._parked.extend(kept)
 
     def _answer(self, out: BinaryIO, token: str) -> None:
         with self._cond:

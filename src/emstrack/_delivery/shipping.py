@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .._tags import PARENT_KEY_TAG, RUN_KEY_TAG
 from .spool import Event, ShipState, SpoolEntry
@@ -75,6 +76,24 @@ class _Registry:
 
 
 open_runs = _Registry()
+_waiting_targets: set[tuple[Path, str]] = set()
+
+
+def note_waiting(root: Path, uri: str) -> None:
+    """A run of this process waits in spool ``root`` for store ``uri`` (spool delivery)."""
+    _waiting_targets.add((root, uri))
+
+
+def forget_waiting(root: Path, uri: str) -> None:
+    """Nothing of this process waits in spool ``root`` for ``uri`` any more."""
+    _waiting_targets.discard((root, uri))
+
+
+def waiting_targets() -> set[tuple[Path, str]]:
+    """Every (spool, store) this process left runs in: what :func:`emstrack.flush` covers."""
+    return set(_waiting_targets)
+
+
 _ship_locks: dict[str, threading.Lock] = {}
 _ship_locks_guard = threading.Lock()
 

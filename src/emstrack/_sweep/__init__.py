@@ -18,6 +18,7 @@ from typing import Any, Literal
 from .. import _settings
 from .._errors import ConfigurationError, StoreUnavailableError
 from .._uris import redact_uri
+from .delivery import Closing, DriverDelivery
 from .keys import SCENARIO_KEY_TAG, scenario_key
 from .plan import describe, experiment_id, make_plan, open_client, stored_runs, supersede, tidy
 from .progress import Progress, SweepReport
@@ -103,16 +104,25 @@ def sweep(
         stale = [run for planned in plan.to_run for run in planned.stale]
         report.superseded = supersede(client, [*plan.duplicates, *stale])
     context = _context(spec, uri, name, exp_id, executor, scheduler)
+    report.workers = min(workers, len(plan.to_run)) if scheduler is None else workers
     started = time.perf_counter()
     bar = Progress(len(plan.to_run), progress)
+    delivery = DriverDelivery(_settings.spool_dir(), uri) if context.driver_delivers else None
+    closing = Closing()
     try:
         for outcome in _execute(
-            context, [p.task for p in plan.to_run], executor, workers, scheduler
+            context, [p.task for p in plan.to_run], executor, workers, scheduler, closing
         ):
             report.outcomes.append(outcome)
+            if delivery is not None:
+                delivery.hand(outcome.entry)
             bar.update(outcome)
     finally:
         bar.close()
+        if delivery is not None and plan.to_run:
+            report.delivery_seconds, report.kept = delivery.finish(_settings.flush_timeout())
+        else:
+            report.delivery_seconds, report.kept = closing.delivery_seconds, closing.kept
         report.wall_seconds = time.perf_counter() - started
     if plan.to_run:
         with _store_calls(uri):
@@ -126,13 +136,14 @@ def _execute(
     executor: Executor,
     workers: int,
     scheduler: str | None,
+    closing: Closing,
 ) -> Iterator[Any]:
     if not tasks:
         return iter(())
     from . import executors
 
     if executor == "dask":
-        return executors.run_dask(context, tasks, workers, scheduler)
+        return executors.run_dask(context, tasks, workers, scheduler, closing)
     return executors.run_local(context, tasks, workers)
 
 
@@ -151,7 +162,10 @@ def _context(
         tracking_uri=uri,
         experiment=experiment,
         experiment_id=exp_id,
-        check_finished=executor == "dask",
+        # Dask may run a task again whose worker died after it finished. Remote workers ask
+        # the store first; on this machine the second run costs a recompute and is superseded
+        # by the tidy-up at the end, cheaper than a store query in every scenario.
+        check_finished=executor == "dask" and not local,
         sweep_id=uuid.uuid4().hex,
         params=spec.tracking.params,
         metrics=spec.tracking.metrics,

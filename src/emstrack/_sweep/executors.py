@@ -15,9 +15,11 @@ import contextlib
 import importlib
 import multiprocessing
 import multiprocessing.connection
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .delivery import Closing, flush_worker
 from .worker import Outcome, ScenarioTask, SweepContext, run_scenario
 
 
@@ -114,8 +116,13 @@ def run_dask(
     tasks: Sequence[ScenarioTask],
     workers: int,
     scheduler: str | None,
+    closing: Closing,
 ) -> Iterator[Outcome]:
-    """Run ``tasks`` on a Dask cluster; yield each outcome when it arrives."""
+    """Run ``tasks`` on a Dask cluster; yield each outcome when it arrives.
+
+    Workers that deliver their own runs (a remote scheduler) are asked to flush at the end;
+    what that took and how many runs their spools keep go into ``closing``.
+    """
     try:
         # Typed as Any: distributed's own annotations are partial.
         distributed: Any = importlib.import_module("distributed")
@@ -152,6 +159,11 @@ def run_dask(
             # Forget the result at once: Dask recomputes a held result whose worker dies.
             future.release()
             yield outcome
+        if not context.driver_delivers:
+            began = time.perf_counter()
+            with contextlib.suppress(Exception):  # a worker gone keeps its runs in its spool
+                closing.kept = sum(client.run(flush_worker).values())
+            closing.delivery_seconds = time.perf_counter() - began
     finally:
         client.close()
         if cluster is not None:

@@ -62,6 +62,12 @@ class SweepReport:
     """Runs of the spool that could not be replayed (still there)."""
     outcomes: list[Outcome] = field(default_factory=list)
     wall_seconds: float = 0.0
+    workers: int = 1
+    """Workers the scenarios ran on."""
+    delivery_seconds: float = 0.0
+    """Waiting, after the last scenario, for the last runs to reach the store."""
+    kept: int = 0
+    """Finished runs the store did not take: they wait in the spool for `emstrack sync`."""
     dry_run: bool = False
     lines: list[str] = field(default_factory=list)
     """With ``dry_run``: one line per scenario."""
@@ -93,8 +99,15 @@ class SweepReport:
 
     @property
     def tracking_share(self) -> float:
-        """Tracking's share of the workers' time in scenarios."""
-        return self.tracking_seconds / self.worker_seconds if self.worker_seconds else 0.0
+        """Tracking's share of the wall time.
+
+        Its time in the scenarios, spread over the workers, plus the wait for the last runs'
+        delivery at the end.
+        """
+        if not self.wall_seconds:
+            return 0.0
+        spent = self.tracking_seconds / max(1, self.workers) + self.delivery_seconds
+        return min(1.0, spent / self.wall_seconds)
 
     @property
     def startup_seconds(self) -> float:
@@ -118,10 +131,15 @@ class SweepReport:
             f"{len(self.failed)} failed), "
             f"{self.skipped} skipped (finished before), {self.failed_kept} failed before and "
             f"not retried; wall time {self.wall_seconds:.1f} s, {self.rate:.2f} scenarios/s, "
-            f"tracking {self.tracking_seconds:.2f} s of {self.worker_seconds:.1f} s in "
-            f"scenarios ({100 * self.tracking_share:.1f} %); worker start-up "
-            f"{self.startup_seconds:.1f} s"
+            f"tracking {100 * self.tracking_share:.1f} % of it ({self.tracking_seconds:.2f} s "
+            f"in scenarios on {self.workers} worker(s), {self.delivery_seconds:.2f} s "
+            f"delivering the last runs); worker start-up {self.startup_seconds:.1f} s"
         )
+        if self.kept:
+            text += (
+                f"; {self.kept} finished run(s) wait in the spool (the store did not take "
+                "them): `emstrack sync` delivers them"
+            )
         if self.synced or self.unsynced:
             text += f"; {self.synced} run(s) synced from the spool first"
             if self.unsynced:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .delivery import SPOOL_DELIVERY
 from .keys import SCENARIO_KEY_TAG, SCENARIO_TAG, SWEEP_ID_TAG, canonical_arguments
 
 CREDENTIAL_VARIABLES = (
@@ -65,7 +66,10 @@ class SweepContext:
     """Ask the store first and skip a scenario that FINISHED meanwhile (Dask may recompute a
     task whose worker died after it finished)."""
     spool_dir: str | None = None
-    """The driver's spool folder for workers on its machine; ``None``: the worker's own."""
+    """The driver's spool folder for workers on its machine; ``None``: the worker's own.
+
+    Workers on the driver's machine only write the spool; the driver delivers (see
+    :mod:`.delivery`). Workers elsewhere deliver from their own spool."""
     switches: Mapping[str, str] = field(default_factory=dict)
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -81,6 +85,12 @@ class SweepContext:
         os.environ.update(self.switches)
         if self.spool_dir is not None:
             os.environ["EMSTRACK_SPOOL_DIR"] = self.spool_dir
+            os.environ.update(SPOOL_DELIVERY)
+
+    @property
+    def driver_delivers(self) -> bool:
+        """Whether the driver delivers the runs (workers share its spool)."""
+        return self.spool_dir is not None
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,8 @@ class Outcome:
     worker: str = ""
     startup_seconds: float = 0.0
     """Imports on the worker's first scenario (MLflow, the function's module), not counted above."""
+    entry: str | None = None
+    """The run's spool folder (its name), for the driver to deliver."""
 
     @property
     def tracking_seconds(self) -> float:
@@ -118,8 +130,9 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
     """Run one scenario as one tracked run; an exception ends it FAILED, never the sweep."""
     context.apply()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    startup = warm_up(context.function, context.tracking_uri)
+    startup = warm_up(context.function, None if context.driver_delivers else context.tracking_uri)
     clock: list[float] = []
+    entries: list[str] = []
     began = time.perf_counter()
     if context.check_finished and _finished_in_store(context, task.key):
         return Outcome(
@@ -131,11 +144,8 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
             startup_seconds=startup,
         )
     try:
-        tracked = _tracked(context, task.key, canonical_arguments(task.arguments), clock)
+        tracked = _tracked(context, task.key, canonical_arguments(task.arguments), clock, entries)
         tracked(**task.arguments)
-        import emstrack
-
-        emstrack.flush()
     except Exception as error:
         status: Status = "FAILED"
         message: str | None = _describe(error)
@@ -150,6 +160,7 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
         error=message,
         worker=worker,
         startup_seconds=startup,
+        entry=entries[0] if entries else None,
     )
 
 
@@ -169,26 +180,27 @@ def _finished_in_store(context: SweepContext, key: str) -> bool:
     return bool(found)
 
 
-_warm: set[tuple[str, str]] = set()
+_warm: set[tuple[str, str | None]] = set()
 
 
-def warm_up(function: str, tracking_uri: str) -> float:
+def warm_up(function: str, tracking_uri: str | None) -> float:
     """Import what every scenario needs once per worker process; return the seconds it took.
 
-    MLflow, emstrack's tracking and the function's module are imported, and MLflow's store for
-    the URI is opened (MLflow keeps one per URI and process), so that the first scenario's
-    timing is like every other's.
+    emstrack's tracking and the function's module are imported and, for a worker that delivers
+    its own runs (``tracking_uri`` given), MLflow's store for the URI is opened (MLflow keeps one
+    per URI and process), so that the first scenario's timing is like every other's.
     """
     if (function, tracking_uri) in _warm:
         return 0.0
     began = time.perf_counter()
     _warm.add((function, tracking_uri))
-    from mlflow.tracking import MlflowClient
-
     from .._tracking import decorator  # noqa: F401
 
-    with contextlib.suppress(Exception):  # an unreachable store is the scenario's to report
-        MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+    if tracking_uri is not None:
+        from mlflow.tracking import MlflowClient
+
+        with contextlib.suppress(Exception):  # an unreachable store is the scenario's to report
+            MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
 
     try:
         _resolved(function)
@@ -198,15 +210,18 @@ def warm_up(function: str, tracking_uri: str) -> float:
 
 
 def _tracked(
-    context: SweepContext, key: str, scenario: str, clock: list[float]
+    context: SweepContext, key: str, scenario: str, clock: list[float], entries: list[str]
 ) -> Callable[..., Any]:
-    from .. import tracked_optimization
+    from .. import active_run, tracked_optimization
     from .spec import resolve
 
     function = _resolved(context.function)
 
     @functools.wraps(function)
     def timed(*args: Any, **kwargs: Any) -> Any:
+        run = active_run()
+        if run is not None and run.spool_path is not None:
+            entries.append(run.spool_path.name)
         start = time.perf_counter()
         try:
             return function(*args, **kwargs)

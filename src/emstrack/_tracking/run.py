@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from .. import _guard, _settings
 from .._delivery.quiet import quiet
-from .._delivery.shipping import done_with, open_runs, ship
+from .._delivery.shipping import done_with, note_waiting, open_runs, ship
 from .._delivery.spool import ShipState, SpoolEntry, now_ms
 from .._delivery.store import get_store, is_rejection, root_cause
 from .._errors import ConfigurationError, TrackingError, describe
@@ -155,7 +155,7 @@ class Run:
         if (
             self._state.run_id is None
             and self._closed
-            and self._delivery == "process"
+            and self._delivery in ("process", "spool")
             and not self._rejected
             and not self._delivered_lookup_done
         ):
@@ -395,6 +395,10 @@ class Run:
             shipper().submit(entry, self._state, self.tracking_uri)
             return
         # Records the full disk could not take live only in this process: ship them from here.
+        if self._delivery == "spool" and entry.disk_error is None:
+            _leave(entry)
+            note_waiting(entry.folder.parent, self.tracking_uri)
+            return
         if (
             self._delivery == "process"
             and entry.disk_error is None
@@ -703,7 +707,7 @@ class Run:
         if self._entry is None:
             return
         try:
-            if self._delivery == "process":
+            if self._delivery in ("process", "spool"):
                 from .._delivery.orphans import ship_open
 
                 with quiet():
@@ -824,13 +828,18 @@ def _create_entry(key: str, start: dict[str, Any]) -> SpoolEntry:
         return SpoolEntry.create(fallback, key, start)
 
 
+def _leave(entry: SpoolEntry) -> None:
+    """Let go of the finished entry: it waits in the spool for whoever delivers it."""
+    entry.close()
+    entry.release()
+    open_runs.discard(entry.key)
+
+
 def _hand_over(entry: SpoolEntry, uri: str) -> bool:
     """Process delivery: release the finished entry to this spool's shipper process."""
     from .._delivery.courier import courier
 
-    entry.close()
-    entry.release()
-    open_runs.discard(entry.key)
+    _leave(entry)
     if courier(entry.folder.parent, uri).submit(entry):
         return True
     # No shipper could start (an embedded interpreter): ship here, as in synchronous mode.
