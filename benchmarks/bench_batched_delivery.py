@@ -92,7 +92,9 @@ def main() -> None:
     print(f"{'delivery':<12} {'CPU ms':>8} {'wall ms':>8}")
     print(f"{'one by one':<12} {one_cpu:8.2f} {one_wall:8.2f}")
     print(f"{'batched':<12} {batch_cpu:8.2f} {batch_wall:8.2f}")
-    print(f"batched / one by one: CPU {batch_cpu / one_cpu:.3f}x, wall {batch_wall / one_wall:.3f}x")
+    print(
+        f"batched / one by one: CPU {batch_cpu / one_cpu:.3f}x, wall {batch_wall / one_wall:.3f}x"
+    )
     shutil.rmtree(folder, ignore_errors=True)
 
 

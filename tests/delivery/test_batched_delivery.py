@@ -15,12 +15,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from helpers.servers import all_runs, snapshot
 
 import emstrack
 from emstrack._delivery.batched import deliver_many
 from emstrack._delivery.orphans import Outcome, deliver
 from emstrack._delivery.spool import SpoolEntry
+from helpers.servers import all_runs, snapshot
 
 EXPERIMENT = "batched"
 
@@ -32,7 +32,8 @@ class Boom(RuntimeError):
 def _write_varied_runs(uri: str) -> None:
     frame = pd.DataFrame({"load_kw": [0.5, 0.7, float("nan")], "pv_kw": [0.0, 1.5, 2.0]})
     for index in range(4):
-        with emstrack.tracked_run(f"scenario-{index}", experiment=EXPERIMENT, tracking_uri=uri) as run:
+        name = f"scenario-{index}"
+        with emstrack.tracked_run(name, experiment=EXPERIMENT, tracking_uri=uri) as run:
             run.log_params({"index": index, "mode": "cost", "long": "x" * 7000})
             run.log_metrics({"cost": 1.5 * index, "nan": float("nan"), "big": float("inf")})
             run.log_metrics({"cost": 2.5 * index}, step=1)
@@ -41,9 +42,11 @@ def _write_varied_runs(uri: str) -> None:
             run.log_config({"index": index})
             run.log_text("hello", "notes/hello.txt")
             run.log_dataset(frame, name="household", context="optimization")
-    with pytest.raises(Boom):
-        with emstrack.tracked_run("failing", experiment=EXPERIMENT, tracking_uri=uri):
-            raise Boom("no solution")
+    with (
+        pytest.raises(Boom),
+        emstrack.tracked_run("failing", experiment=EXPERIMENT, tracking_uri=uri),
+    ):
+        raise Boom("no solution")
     with emstrack.tracked_run(experiment=EXPERIMENT, tracking_uri=uri) as run:
         run.log_metrics({"unnamed": 1.0})
 
@@ -117,7 +120,8 @@ def test_a_batch_stores_what_one_by_one_delivery_stores(two_stores: Any, tmp_pat
     batched = deliver_many(_folders(other_spool), other_uri)
 
     assert set(one_by_one.values()) == {Outcome.SENT}
-    assert set(batched.values()) == {Outcome.SENT} and len(batched) == 6
+    assert set(batched.values()) == {Outcome.SENT}
+    assert len(batched) == 6
     assert _folders(other_spool) == []
     expected = _comparable(store.uri, tmp_path / "scratch-one")
     got = _comparable(other_uri, tmp_path / "scratch-batch")
@@ -125,7 +129,8 @@ def test_a_batch_stores_what_one_by_one_delivery_stores(two_stores: Any, tmp_pat
     for run in got.values():
         # MLflow draws a name for the unnamed run, a different one in each store
         if "unnamed" in run["latest"]:
-            assert run["name"] and run["name"] == run["tags"]["mlflow.runName"]
+            assert run["name"]
+            assert run["name"] == run["tags"]["mlflow.runName"]
     for key, run in expected.items():
         assert _named(got[key]) == _named(run), key
     statuses = sorted(run["status"] for run in got.values())
@@ -213,9 +218,11 @@ def test_a_run_mlflow_refuses_goes_one_by_one_and_is_kept(store: Any, monkeypatc
 
     assert outcomes[folders[1]] is Outcome.SENT
     assert outcomes[folders[0]] is Outcome.KEPT
-    assert SpoolEntry(folders[0]).exists() and not SpoolEntry(folders[1]).exists()
+    assert SpoolEntry(folders[0]).exists()
+    assert not SpoolEntry(folders[1]).exists()
     runs = {run.info.run_name: run for run in all_runs(store.uri, EXPERIMENT)}
-    assert runs["good-2"].info.status == "FINISHED" and runs["good-2"].data.metrics == {"x": 1.0}
+    assert runs["good-2"].info.status == "FINISHED"
+    assert runs["good-2"].data.metrics == {"x": 1.0}
     # One by one, the run was created before MLflow refused the record; it stays RUNNING
     # with its entry kept in the spool (for `emstrack sync` after the line is fixed).
     assert runs["good-1"].info.status == "RUNNING"

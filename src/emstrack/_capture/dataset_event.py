@@ -31,12 +31,20 @@ _MLFLOW_TYPES = {"f": "double", "i": "long", "u": "long", "b": "boolean", "M": "
 
 
 def dataset_event(
-    frame: Any, name: str, source: str | None = None, context: str | None = None
+    frame: Any,
+    name: str,
+    source: str | None = None,
+    context: str | None = None,
+    *,
+    digest: str | None = None,
 ) -> dict[str, Any]:
-    """The spool event recording ``frame`` as a dataset input (see the module docstring)."""
+    """The spool event recording ``frame`` as a dataset input (see the module docstring).
+
+    ``digest`` is the frame's :func:`~.digest.frame_digest` when the caller computed it.
+    """
     from .digest import frame_digest
 
-    full = frame_digest(frame)
+    full = digest if digest is not None else frame_digest(frame)
     source_text = source if source is not None else USER_DATAFRAME
     profile: dict[str, Any] = {
         "num_rows": len(frame),

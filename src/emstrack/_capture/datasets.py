@@ -108,7 +108,7 @@ def _record(run: RunHandle, lineage: _Lineage, household: Any, source: Any, call
         return
     lineage.seen.add((name, full))
     lineage.digests.add(full)
-    run.log_dataset(frame, name, source=label, context=_context(caller))
+    run.log_dataset(frame, name, source=label, context=_context(caller), digest=full)
 
 
 def _source_label(source: Any) -> str:
@@ -148,8 +148,26 @@ def _context(frame: FrameType | None) -> str:
     return "optimization"
 
 
+_bindings_seen: tuple[int, int, list[tuple[Any, str]]] | None = None
+
+
 def _bindings() -> list[tuple[Any, str]]:
-    """Every ``emstrack.ems`` module attribute bound to the original ``load_building``."""
+    """Every ``emstrack.ems`` module attribute bound to the original ``load_building``.
+
+    Looked up again only when modules were imported since (a run's start must stay cheap).
+    """
+    global _bindings_seen
+    seen = _bindings_seen
+    if seen is not None and seen[0] == len(sys.modules) and seen[1] == id(_original):
+        found = [(module, name) for module, name in seen[2] if vars(module).get(name) is _original]
+        if len(found) == len(seen[2]):
+            return found
+    found = _scan_bindings()
+    _bindings_seen = (len(sys.modules), id(_original), found)
+    return list(found)
+
+
+def _scan_bindings() -> list[tuple[Any, str]]:
     found = []
     for name, module in list(sys.modules.items()):
         if module is None or not (name == "emstrack.ems" or name.startswith("emstrack.ems.")):

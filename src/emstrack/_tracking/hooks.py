@@ -52,9 +52,15 @@ class RunHandle(Protocol):
         ...
 
     def log_dataset(
-        self, frame: Any, name: str, source: str | None = None, context: str | None = None
+        self,
+        frame: Any,
+        name: str,
+        source: str | None = None,
+        context: str | None = None,
+        *,
+        digest: str | None = None,
     ) -> None:
-        """Record a DataFrame as a dataset input of the run."""
+        """Record a DataFrame as a dataset input of the run (``digest``: already computed)."""
         ...
 
     def record_problem(self, message: str) -> None:

@@ -285,19 +285,27 @@ class Run:
         self._guard("log_figure", self._log_figure, figure, name)
 
     def log_dataset(
-        self, frame: Any, name: str, source: str | None = None, context: str | None = None
+        self,
+        frame: Any,
+        name: str,
+        source: str | None = None,
+        context: str | None = None,
+        *,
+        digest: str | None = None,
     ) -> None:
         """Record a pandas DataFrame as an MLflow dataset input of the run.
 
         The digest is SHA-256 over the whole frame, its index included (MLflow's own hashes
         only the first 10,000 rows); the profile holds the row count and the time range.
         ``source`` defaults to ``"user DataFrame"``; ``context`` (e.g. ``"training"``) becomes
-        the input's ``mlflow.data.context`` tag.
+        the input's ``mlflow.data.context`` tag. ``digest``: the frame's
+        :func:`~emstrack._capture.digest.frame_digest` when the caller computed it already.
         """
         from .._capture.dataset_event import dataset_event
 
         self._guard(
-            "log_dataset", lambda: self._append(dataset_event(frame, name, source, context))
+            "log_dataset",
+            lambda: self._append(dataset_event(frame, name, source, context, digest=digest)),
         )
 
     def flush(self) -> None:
