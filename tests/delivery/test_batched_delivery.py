@@ -243,3 +243,28 @@ def test_flush_delivers_runs_left_in_the_spool_together(store: Any, monkeypatch:
     assert _folders(store.spool) == []
     runs = all_runs(store.uri, EXPERIMENT)
     assert sorted(run.data.metrics["x"] for run in runs) == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.slow
+def test_a_batch_on_postgresql_stores_what_one_by_one_delivery_stores(
+    store: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from helpers.postgres import PostgresCluster
+
+    monkeypatch.setenv("EMSTRACK_DELIVERY", "spool")
+    with PostgresCluster() as pg:
+        uris = {kind: pg.create_database(f"batched_{kind}") for kind in ("one", "batch")}
+        _write_varied_runs(uris["one"])
+        spools = {"one": store.spool, "batch": tmp_path / "spool-batch"}
+        shutil.copytree(store.spool, spools["batch"])
+        # The runs name their store without credentials; deliver each copy to its own database.
+        one_by_one = {folder: deliver(folder, uris["one"]) for folder in _folders(spools["one"])}
+        batched = deliver_many(_folders(spools["batch"]), uris["batch"])
+
+        assert set(one_by_one.values()) == {Outcome.SENT}
+        assert set(batched.values()) == {Outcome.SENT}
+        expected = _comparable(uris["one"], tmp_path / "scratch-one")
+        got = _comparable(uris["batch"], tmp_path / "scratch-batch")
+        assert len(got) == len(expected) == 6
+        for key, run in expected.items():
+            assert _named(got[key]) == _named(run), key
