@@ -268,3 +268,17 @@ def test_a_batch_on_postgresql_stores_what_one_by_one_delivery_stores(
         assert len(got) == len(expected) == 6
         for key, run in expected.items():
             assert _named(got[key]) == _named(run), key
+
+
+def test_a_spooled_runs_id_delivers_it(store: Any, monkeypatch: Any) -> None:
+    """In spool delivery an ended run waits; asking for its id delivers it, as a read does."""
+    monkeypatch.setenv("EMSTRACK_DELIVERY", "spool")
+    with emstrack.tracked_run("waiting", experiment=EXPERIMENT) as run:
+        run.log_metrics({"x": 1.0})
+    assert len(_folders(store.spool)) == 1
+
+    run_id = run.run_id
+
+    assert run_id is not None
+    assert store.client.get_run(run_id).data.metrics == {"x": 1.0}
+    assert _folders(store.spool) == []

@@ -59,6 +59,7 @@ def environment(store, **extra: str) -> dict[str, str]:
         (None, None, "process"),
         ("sync", None, "sync"),
         ("THREAD", None, "thread"),
+        (" spool ", None, "spool"),
         ("bogus", None, "sync"),
         (None, "1", "thread"),
         ("process", "1", "thread"),

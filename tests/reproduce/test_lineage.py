@@ -155,3 +155,27 @@ def test_a_failing_record_is_a_problem_of_the_run(store):
 
     with pytest.raises(emstrack.TrackingError, match="household data"), tracked_run("odd"):
         datasets._observe(Odd(), None, None)
+
+
+def test_a_file_changed_between_runs_gets_its_new_digest(store, tmp_path):
+    """Digests are remembered per building and file, and only while the file is unchanged."""
+    frame = ems.load_building(BUILDING).hourly.tz_convert("UTC")
+    path = tmp_path / "households.csv"
+
+    def write(scale: float) -> None:
+        table = frame.reset_index(drop=True) * scale
+        table.insert(0, "timestamp_utc", frame.index.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        table.to_csv(path, index=False)
+
+    def digest_of_a_run() -> str:
+        with tracked_run("from a file") as run:
+            loaded = ems.load_building("custom", str(path))
+        [(_, digest, _, profile, _)] = inputs_of(store, run.run_id)
+        assert profile["sha256"] == frame_digest(loaded.hourly)
+        return digest
+
+    write(1.0)
+    first = digest_of_a_run()
+    assert digest_of_a_run() == first
+    write(2.0)
+    assert digest_of_a_run() != first

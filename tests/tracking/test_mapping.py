@@ -263,6 +263,37 @@ class TestOutputs:
         dated = pd.DataFrame({"cost": [5.0]}, index=pd.to_datetime(["2026-01-01"]))
         assert map_outputs(dated, REDACTOR).metrics == [("cost", 5.0, 0)]
 
+    def test_numeric_columns_map_as_every_value_would(self):
+        """Numeric columns (the fast path) give what mapping each value on its own gives."""
+        frame = pd.DataFrame(
+            {
+                "cost": [1.0, float("inf"), float("nan")],
+                "count": np.array([1, 2, 3], dtype="int64"),
+                "on": [True, False, True],
+                "api_key": [1.0, 2.0, 3.0],
+                "label": ["a", "b", "c"],
+                "all_inf": [float("inf"), float("-inf"), float("inf")],
+            }
+        )
+        fast = map_outputs(frame, REDACTOR)
+        cell_by_cell = map_outputs(
+            {column: dict(enumerate(frame[column].tolist())) for column in frame.columns},
+            REDACTOR,
+        )
+        steps = {
+            (key.split(".")[0], value if value == value else "nan", int(key.split(".")[1]))
+            for key, value, _ in cell_by_cell.metrics
+        }
+        assert {(k, v if v == v else "nan", s) for k, v, s in fast.metrics} == steps
+        assert fast.nonfinite == {
+            "cost": [(1, "inf")],
+            "all_inf": [(0, "inf"), (1, "-inf"), (2, "inf")],
+        }
+        assert ("on", 1.0, 0) in fast.metrics
+        assert {key for key, *_ in fast.metrics} == {"cost", "count", "on"}
+        # a secret-named column is redacted, not logged, as any secret value is
+        assert fast.tags == {"api_key": "***", "label": "c"}
+
     def test_lists_of_numbers_are_series(self):
         """A nested list or 1-d array of numbers is a per-step series."""
         mapped = map_outputs({"soc": np.array([0.1, 0.2])}, REDACTOR)

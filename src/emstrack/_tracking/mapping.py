@@ -679,8 +679,29 @@ def _frame(builder: _Builder, path: Path, frame: Any) -> None:
     steps = [int(i) for i in index] if integer_index else list(range(len(frame)))
     for column in frame.columns:
         column_path = (*path, scalar_text(column) or safe_text(column))
-        for row_step, item in zip(steps, frame[column].tolist(), strict=True):
+        values = frame[column]
+        if getattr(values.dtype, "kind", "O") in "fiub" and not builder.is_secret(column_path):
+            _numeric_column(builder, column_path, steps, values.tolist())
+            continue
+        for row_step, item in zip(steps, values.tolist(), strict=True):
             _output(builder, column_path, item, row_step)
+
+
+def _numeric_column(builder: _Builder, path: Path, steps: list[int], values: list[Any]) -> None:
+    """A numeric column: what :func:`_output` does per value, with its key worked out once."""
+    key: str | None = None
+    keyed = False
+    for row_step, item in zip(steps, values, strict=True):
+        value = float(item)
+        if math.isinf(value):
+            builder.out.nonfinite.setdefault(_join(path), []).append(
+                (row_step, "inf" if value > 0 else "-inf")
+            )
+            continue
+        if not keyed:
+            key, keyed = builder.key(path, "metric"), True
+        if key is not None:
+            builder.out.metrics.append((key, value, row_step))
 
 
 # --------------------------------------------------------------------------- config JSON
