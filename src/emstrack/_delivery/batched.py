@@ -62,13 +62,21 @@ class _Prepared:
 
 
 def deliver_many(
-    folders: Sequence[Path], uri: str, *, on_error: ErrorHook | None = None
+    folders: Sequence[Path],
+    uri: str,
+    *,
+    on_error: ErrorHook | None = None,
+    min_batch: int = 2,
 ) -> dict[Path, Outcome]:
-    """Deliver the entries at ``folders`` to ``uri``: together where possible, else one by one."""
+    """Deliver the entries at ``folders`` to ``uri``: together where possible, else one by one.
+
+    Fewer than ``min_batch`` entries go one by one (a lone run of a pipeline takes MLflow's
+    own calls; a sweep's driver batches even one).
+    """
     outcomes: dict[Path, Outcome] = {}
     one_by_one: list[Path] = []
     store = get_store(uri)
-    sql = _sql_store(store) if len(folders) > 1 else None
+    sql = _sql_store(store) if len(folders) >= min_batch else None
     if sql is None:
         one_by_one = list(folders)
     else:

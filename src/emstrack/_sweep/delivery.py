@@ -2,9 +2,8 @@
 
 A scenario's run costs its worker only the spool writes (``EMSTRACK_DELIVERY=spool`` on the
 worker): the worker never opens the store, and no worker waits for a delivery. The driver, idle
-between outcomes, hands each finished entry to one shipper process for the whole sweep; while
-the shipper writes, entries queue up, and it writes them together, one transaction for many
-runs (:mod:`emstrack._delivery.batched`). At the end the driver waits for the last runs.
+between outcomes, delivers the finished runs from a thread, those that finished close together
+in one transaction (:mod:`emstrack._delivery.batched`). At the end it waits for the last runs.
 
 Workers on other machines (a remote Dask scheduler) cannot share this machine's spool: each
 keeps the default delivery (its own shipper, batching the same way), and the sweep asks every
@@ -14,12 +13,17 @@ worker to flush at the end (:func:`flush_worker`, run on each Dask worker).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 SPOOL_DELIVERY = {"EMSTRACK_DELIVERY": "spool"}
 """The switch a worker on the driver's machine runs with."""
+GATHER_S = 0.5
+"""How long the driver's delivery waits for more runs before writing what it holds."""
+MAX_GATHERED = 200
+"""Runs written in one go at most (see :data:`emstrack._delivery.batched.MAX_BATCH_RUNS`)."""
 
 
 @dataclass
@@ -33,24 +37,54 @@ class Closing:
 
 
 class DriverDelivery:
-    """The driver's side: hand each finished run to the shipper, wait for all at the end."""
+    """The driver's side: a thread delivers finished runs in batches; wait for all at the end.
+
+    A thread, not a shipper process: the driver has MLflow loaded already (it planned the
+    sweep) and spends its time waiting for outcomes, so the thread costs no start-up and takes
+    no CPU from the workers beyond the writes themselves. Runs handed within
+    :data:`GATHER_S` of each other are written in one transaction.
+    """
 
     def __init__(self, spool: Path, uri: str) -> None:
-        from .._delivery.courier import courier
-
         self.spool = spool
         self.uri = uri
-        self._courier = courier(spool, uri)
         self.handed = 0
+        self._cond = threading.Condition()
+        self._waiting: list[Path] = []
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._deliver, name="emstrack-sweep-delivery", daemon=True
+        )
+        self._thread.start()
 
     def hand(self, entry: str | None) -> None:
         """Queue a finished scenario's spool entry (a folder name) for delivery."""
         if not entry or "/" in entry:
             return
-        from .._delivery.spool import SpoolEntry
-
-        if self._courier.submit(SpoolEntry(self.spool / entry)):
+        with self._cond:
+            self._waiting.append(self.spool / entry)
             self.handed += 1
+            self._cond.notify_all()
+
+    def _deliver(self) -> None:
+        from .._delivery.batched import deliver_many
+
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closed:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                deadline = time.monotonic() + GATHER_S
+                while not self._closed and len(self._waiting) < MAX_GATHERED:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                batch, self._waiting = self._waiting, []
+            # What the store did not take stays in the spool; finish() tries once more.
+            with contextlib.suppress(Exception):
+                deliver_many(batch, self.uri, min_batch=1)
 
     def finish(self, timeout: float | None) -> tuple[float, int]:
         """Wait until every handed run was tried; return (seconds waited, runs kept in the spool).
@@ -64,14 +98,22 @@ class DriverDelivery:
         from .._delivery.replay import flush_for, pending
 
         began = time.perf_counter()
-        flush_for(self.uri, timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        flush_for(self.uri, None if timeout is None else max(0.0, timeout - _since(began)))
         for entry in list(for_store(self.spool, self.uri)):
             if not has_ended(entry):
                 with contextlib.suppress(Exception):  # kept: `emstrack sync` tries again
                     deliver(entry.folder, self.uri)
         shown = _shown(self.uri)
         kept = sum(1 for run in pending(self.spool) if run.tracking_uri == shown)
-        return time.perf_counter() - began, kept
+        return _since(began), kept
+
+
+def _since(began: float) -> float:
+    return time.perf_counter() - began
 
 
 def _shown(uri: str) -> str:
