@@ -8,11 +8,15 @@ Usage::
 **The stores are synthetic, built with bulk SQL.** Writing 100,000 runs through MLflow would take
 hours here, so each store gets one experiment and 20 real *seed* runs written by
 ``MlflowClient`` (5 params, 15 metrics, the tags emstrack writes), which MLflow's own code
-lays out in its tables; those rows are then copied in bulk (``executemany`` on SQLite, ``COPY``
-on PostgreSQL) under fresh run ids until the store holds the wanted number of runs, with every
-metric value scaled by a random factor so that groups and best runs differ. Each copy has
-every row MLflow writes for a run: ``runs``, ``params``, ``tags``, ``metrics`` and
-``latest_metrics``.
+lays out in its tables; those rows are then copied inside the database (one ``INSERT ...
+SELECT`` per table, joined to a table of new run ids) until the store holds the wanted number
+of runs, with every metric value scaled by a random factor so that groups and best runs differ.
+Each copy has every row MLflow writes for a run: ``runs``, ``params``, ``tags``, ``metrics`` and
+``latest_metrics`` (its name in ``runs.name`` and the ``mlflow.runName`` tag, its id in the
+artifact URI and the ``emstrack.run_key`` tag).
+
+``--reuse DIR`` keeps the stores in ``DIR`` (SQLite files and the PostgreSQL cluster's data
+folder) and reuses those already built, so that repeated measurements skip the build.
 
 PostgreSQL is a throwaway cluster started for the benchmark (``tests/helpers/postgres.py``: as
 root, ``initdb`` and ``pg_ctl`` run as the ``postgres`` user). Every call is timed in a fresh
@@ -25,7 +29,6 @@ included). Goal at 100k runs: each call <= 1.5 s and <= 1 GB.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -107,75 +110,66 @@ TABLES = ("runs", "params", "tags", "metrics", "latest_metrics")
 
 
 def replicate(connection: Any, size: int, dialect: str) -> None:
-    """Copy the seed runs' rows under new ids until the store holds ``size`` runs."""
+    """Copy the seed runs' rows under new ids, inside the database, until it holds ``size`` runs.
+
+    A table ``bench_copies`` (copy number, seed run, new run id, metric factor) is filled from
+    Python; then one ``INSERT ... SELECT`` per MLflow table joins the seed rows to it, in copy
+    order (so the rows of a run lie together, as when MLflow writes them run by run).
+    """
     cursor = connection.cursor()
-    rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
-    for table in TABLES:
-        cursor.execute(f"SELECT * FROM {table}")
-        columns = [d[0] for d in cursor.description]
-        rows[table] = (columns, list(cursor.fetchall()))
-    seeds = [row[rows["runs"][0].index("run_uuid")] for row in rows["runs"][1]]
+    cursor.execute("SELECT run_uuid FROM runs ORDER BY start_time, run_uuid")
+    seeds = [row[0] for row in cursor.fetchall()]
     rng = random.Random(11)
-    copies = size - len(seeds)
-    batch = 5000
-    for start in range(0, copies, batch):
-        out: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLES}
-        for copy in range(start, min(copies, start + batch)):
-            source = seeds[copy % len(seeds)]
-            new_id = uuid.uuid4().hex
-            factor = rng.uniform(0.5, 1.5)
-            for table in TABLES:
-                columns, table_rows = rows[table]
-                id_at = columns.index("run_uuid")
-                value_at = columns.index("value") if table in ("metrics", "latest_metrics") else -1
-                for row in table_rows:
-                    if row[id_at] != source:
-                        continue
-                    values = list(row)
-                    values[id_at] = new_id
-                    if table == "runs":
-                        values[columns.index("name")] = f"copy-{copy}"
-                        base = row[columns.index("artifact_uri")].rsplit("/", 2)[0]
-                        values[columns.index("artifact_uri")] = f"{base}/{new_id}/artifacts"
-                    if table == "tags" and values[columns.index("key")] == "mlflow.runName":
-                        values[columns.index("value")] = f"copy-{copy}"
-                    if table == "tags" and values[columns.index("key")] == "emstrack.run_key":
-                        values[columns.index("value")] = new_id
-                    if value_at >= 0:
-                        values[value_at] = float(values[value_at]) * factor
-                    out[table].append(tuple(values))
-        for table in TABLES:
-            columns = rows[table][0]
-            if dialect == "sqlite":
-                marks = ",".join("?" * len(columns))
-                cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", out[table])
-            else:
-                buffer = io.StringIO()
-                for values in out[table]:
-                    buffer.write("\t".join(_copy_text(v) for v in values) + "\n")
-                buffer.seek(0)
-                cursor.copy_expert(f"COPY {table} ({','.join(columns)}) FROM STDIN", buffer)
-        connection.commit()
+    copies = [
+        (copy, seeds[copy % len(seeds)], uuid.uuid4().hex, rng.uniform(0.5, 1.5))
+        for copy in range(size - len(seeds))
+    ]
+    mark = "?" if dialect == "sqlite" else "%s"
+    cursor.execute(
+        "CREATE TEMPORARY TABLE bench_copies "
+        "(n INTEGER, source VARCHAR(32), new_id VARCHAR(32), factor FLOAT)"
+    )
+    cursor.executemany(f"INSERT INTO bench_copies VALUES ({mark}, {mark}, {mark}, {mark})", copies)
+    name = "'copy-' || CAST(c.n AS VARCHAR(12))"
+    for table in TABLES:
+        cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+        columns = [d[0] for d in cursor.description]
+        exprs = []
+        for column in columns:
+            expr = f"s.{column}"
+            if column == "run_uuid":
+                expr = "c.new_id"
+            elif table == "runs" and column == "name":
+                expr = name
+            elif table == "runs" and column == "artifact_uri":
+                expr = "replace(s.artifact_uri, s.run_uuid, c.new_id)"
+            elif table == "tags" and column == "value":
+                expr = (
+                    f"CASE s.key WHEN 'mlflow.runName' THEN {name} "
+                    "WHEN 'emstrack.run_key' THEN c.new_id ELSE s.value END"
+                )
+            elif table in ("metrics", "latest_metrics") and column == "value":
+                expr = "s.value * c.factor"
+            exprs.append(expr)
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(exprs)} "
+            f"FROM {table} s JOIN bench_copies c ON c.source = s.run_uuid ORDER BY c.n"
+        )
+    cursor.execute("DROP TABLE bench_copies")
+    connection.commit()
     if dialect == "postgresql":
         connection.autocommit = True
-        connection.cursor().execute("ANALYZE")
+        connection.cursor().execute("VACUUM ANALYZE")
     else:
         cursor.execute("ANALYZE")
         connection.commit()
 
 
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-
-
-def measure(uri: str) -> dict[str, dict[str, float]]:
+def measure(uri: str, calls: list[str]) -> dict[str, dict[str, float]]:
     env_path = str(ROOT / "src")
     figures = {}
-    for name, call in CALLS.items():
+    for name in calls:
+        call = CALLS[name]
         code = CHILD.format(CALL=call)
         result = subprocess.run(
             [sys.executable, "-c", code, EXPERIMENT, uri],
@@ -194,15 +188,32 @@ def _env() -> dict[str, str]:
     }
 
 
+def _drop(port: int, database: str) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    try:
+        connection.cursor().execute(f'DROP DATABASE "{database}"')
+    finally:
+        connection.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument(
-        "--folder", type=Path, default=None, help="Keep SQLite stores here; reuse existing ones."
+        "--reuse",
+        "--folder",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Keep the stores in DIR and reuse those already built there.",
     )
+    parser.add_argument("--calls", nargs="+", default=list(CALLS), choices=list(CALLS))
     args = parser.parse_args()
-    folder = args.folder or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    folder = args.reuse or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     table: list[tuple[str, int, str, float, float, float]] = []
     for backend in args.backends:
@@ -211,34 +222,42 @@ def main() -> None:
             if backend == "postgresql":
                 from helpers.postgres import PostgresCluster
 
-                cluster = PostgresCluster()
+                cluster = PostgresCluster(folder / "pg" if args.reuse else None)
                 cluster.start()
             for size in args.sizes:
                 built = time.perf_counter()
+                done = folder / f"{backend}-{size}.built"
                 connection: Any = None
                 if backend == "sqlite":
                     path = folder / f"scale-{size}.db"
                     uri = f"sqlite:///{path}"
-                    if not path.exists():
+                    if not done.exists():
+                        path.unlink(missing_ok=True)
                         seed(uri)
                         connection = sqlite3.connect(path)
                 else:
                     assert cluster is not None
-                    uri = cluster.create_database(f"scale{size}")
-                    seed(uri)
-                    import psycopg2
+                    database = f"scale{size}"
+                    uri = cluster.uri(database)
+                    if not done.exists() or not cluster.has_database(database):
+                        if cluster.has_database(database):
+                            _drop(cluster.port, database)
+                        cluster.create_database(database)
+                        seed(uri)
+                        import psycopg2
 
-                    connection = psycopg2.connect(
-                        host="127.0.0.1", port=cluster.port, user="postgres", dbname=f"scale{size}"
-                    )
+                        connection = psycopg2.connect(
+                            host="127.0.0.1", port=cluster.port, user="postgres", dbname=database
+                        )
                 if connection is not None:
                     replicate(connection, size, backend)
                     connection.close()
+                    done.touch()
                 print(
                     f"built {backend} {size} runs in {time.perf_counter() - built:.1f} s",
                     flush=True,
                 )
-                for name, figures in measure(uri).items():
+                for name, figures in measure(uri, args.calls).items():
                     assert figures["rows"] > 0
                     row = (backend, size, name, figures["s"], figures["cpu"], figures["rss_mb"])
                     table.append(row)
