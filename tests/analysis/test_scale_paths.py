@@ -311,3 +311,32 @@ def test_postgresql_reads_equal_search_runs_and_rank_as_pandas(
         finally:
             sql.close()
             client.close()
+
+
+class TestBestPerGroup:
+    """compare's best run per group, ranked among the rows holding the group's best value."""
+
+    @pytest.mark.parametrize("higher", [True, False])
+    def test_equals_ranking_every_row(self, higher: bool) -> None:
+        """Ties on value and start, NaN, -0.0 and 0.0, a group without values: same best runs."""
+        from emstrack.analysis import _groups
+
+        data = pd.DataFrame(
+            {
+                "g": ["a", "a", "a", "a", "b", "b", "b", "c", "c", None],
+                "value": [1.0, 3.0, 3.0, 1.0, -0.0, 0.0, math.nan, math.nan, math.nan, 2.0],
+                "run_id": ["r9", "r8", "r1", "r2", "r5", "r4", "r3", "r7", "r6", "r0"],
+                "run_name": [f"n{i}" for i in range(10)],
+                "start_ms": [5.0, 7.0, 7.0, 5.0, 1.0, 1.0, 0.0, 1.0, 2.0, 3.0],
+            }
+        )
+        out = _groups.summarize(data, ["g"], higher)
+        frame = data.copy()
+        frame["_group"] = frame.groupby(["g"], dropna=False, sort=True).ngroup()
+        expected = (
+            _groups._ranked(frame, higher).drop_duplicates("_group").set_index("_group")["run_id"]
+        )
+        got = out["best_run_id"]
+        assert list(got.fillna("-")) == [expected.get(i, "-") for i in range(len(out))]
+        assert list(got)[:2] == (["r1", "r4"] if higher else ["r2", "r4"])
+        assert pd.isna(got.iloc[2])  # group c: no value

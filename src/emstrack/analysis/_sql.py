@@ -47,6 +47,11 @@ _TABLES: dict[KeyKind, str] = {"params": "params", "metrics": "latest_metrics", 
 _VALUE_SQL: dict[KeyKind, str] = {"metrics": "CASE WHEN x.is_nan THEN NULL ELSE x.value END"}
 _FILTER_DIALECTS = frozenset({"sqlite", "postgresql"})
 _NUMERIC_SQL_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
+# Session settings of a PostgreSQL read (nothing is written). Reads go through server-side
+# cursors (see stream), which PostgreSQL plans for the first 10 % of rows by default; every row is
+# read here. JIT compilation costs more than it saves on these short scans (1.7 s of 2.3 s for the
+# run list of 100,000 runs), and 4 MB of work_mem makes the sorts and hashes spill to disk.
+_POSTGRES_SETTINGS = ("cursor_tuple_fraction = 1.0", "jit = off", "work_mem = '64MB'")
 CHUNK_ROWS = 50_000
 """Rows fetched and pivoted at a time (bounds the memory of a read to the result and one chunk)."""
 
@@ -113,9 +118,8 @@ class _AlchemyConnection:
             if self.dialect == "sqlite":
                 self._connection.execute(sa.text("PRAGMA case_sensitive_like = true"))
             if self.dialect == "postgresql":
-                # Reads go through server-side cursors (see stream), which PostgreSQL plans for
-                # the first 10 % of rows by default (nested loops); every row is read here.
-                self._connection.execute(sa.text("SET cursor_tuple_fraction = 1.0"))
+                for setting in _POSTGRES_SETTINGS:
+                    self._connection.execute(sa.text(f"SET {setting}"))
         except Exception as error:
             raise StoreError(f"cannot connect to {shown}: {describe(error)}") from error
 
@@ -231,9 +235,10 @@ class SqlReader:
 
     def _info(self, where: str, params: dict[str, object]) -> pd.DataFrame:
         rows = self._connection.fetch(
+            # (key, run_uuid) is the primary key of tags: at most one parent per run.
             "SELECT r.run_uuid, r.name, r.experiment_id, r.status, r.start_time, r.end_time, "
-            f"(SELECT t.value FROM tags t WHERE t.run_uuid = r.run_uuid AND t.key = '{PARENT_TAG}')"
-            f" FROM runs r WHERE {where} ORDER BY r.start_time DESC, r.run_uuid",
+            f"p.value FROM runs r LEFT JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = "
+            f"'{PARENT_TAG}' WHERE {where} ORDER BY r.start_time DESC, r.run_uuid",
             params,
         )
         if not rows:
