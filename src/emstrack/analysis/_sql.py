@@ -2,9 +2,13 @@
 
 SQLite files are opened with the standard library in read-only mode (``mode=ro``), so reading
 never creates, migrates or locks a store for writing. PostgreSQL and MySQL go through
-SQLAlchemy (which MLflow already depends on). Runs and experiments whose ``lifecycle_stage`` is
+SQLAlchemy (which MLflow already depends on) for the connection, its statements compiled for the
+driver and run on a plain DBAPI cursor (a server-side one on PostgreSQL), so rows arrive as
+tuples rather than SQLAlchemy ``Row`` objects. Runs and experiments whose ``lifecycle_stage`` is
 ``deleted`` are never read. Params, latest metrics and tags are fetched as ``(run, key, value)``
-rows restricted to the selected keys and pivoted in pandas.
+rows restricted to the selected keys, :data:`CHUNK_ROWS` at a time, each chunk pivoted into the
+result's column arrays (:mod:`emstrack.analysis._wide`) and dropped, so a read of 100,000 runs
+holds the result and one chunk. ``best_run`` ranks in the database (:meth:`SqlReader.best_run_id`).
 
 Filters in the subset of :mod:`emstrack.analysis._filters` become ``EXISTS`` clauses with
 MLflow's own semantics: the latest metric value is compared, a NaN metric matches only ``!=``,
