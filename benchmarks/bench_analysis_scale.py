@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_analysis_scale.py [--sizes 1000 10000 100000] \
-        [--backends sqlite postgresql]
+        [--backends sqlite postgresql] [--calls compare best_run runs] [--reuse DIR]
 
 **The stores are synthetic, built with bulk SQL.** Writing 100,000 runs through MLflow would take
 hours here, so each store gets one experiment and 20 real *seed* runs written by
