@@ -57,3 +57,40 @@ class TestParamTyping:
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _by_map(values: pd.Series, kind: str) -> pd.Series:
+    """The former per-row typing (``Series.map`` of every value), the reference."""
+    present = values.dropna()
+    uniques = [str(value) for value in present.unique()]
+    missing = len(present) < len(values)
+    if kind == "bool":
+        out = values.map({text: text in ("true", "True") for text in uniques})
+        return out.astype("boolean") if missing else out.astype("bool")
+    if kind == "int":
+        return values.map({text: int(text) for text in uniques}).astype(
+            "Int64" if missing else "int64"
+        )
+    return values.map({text: float(text) for text in uniques}).astype("float64")
+
+
+class TestTypingByDistinctValues:
+    """Typing each distinct text once gives what mapping every row gave."""
+
+    @pytest.mark.parametrize(
+        ("values", "kind"),
+        [
+            (["true", "false", "True", "false", "False"], "bool"),
+            (["true", None, "false", None], "bool"),
+            (["7", "-2", "0", "7", "9223372036854775807"], "int"),
+            (["7", None, "-3", "7"], "int"),
+            (["7", "0.25", "1e-05", "nan", "-inf", "0.25"], "float"),
+            (["7", None, "0.5", None], "float"),
+        ],
+    )
+    def test_equals_mapping_every_row(self, values: list[str | None], kind: str) -> None:
+        """Same values, dtype, index and name, on a run-id index as the readers give."""
+        index = pd.Index([f"run-{i}" for i in range(len(values))], name="run_id")
+        for dtype in ("object", "str"):
+            column = pd.Series(values, index=index, dtype=dtype, name="key")
+            pd.testing.assert_series_equal(type_column(column), _by_map(column, kind))

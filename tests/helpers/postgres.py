@@ -33,10 +33,19 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 class PostgresCluster:
-    """``initdb`` + ``pg_ctl start`` on a temporary folder; :meth:`stop` removes it."""
+    """``initdb`` + ``pg_ctl start`` on a temporary folder; :meth:`stop` removes it.
 
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="emstrack-pg-"))
+    Given a ``folder``, the cluster lives there and outlives :meth:`stop` (a benchmark's cache):
+    a later cluster on the same folder starts on the existing data.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.kept = folder is not None
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        self.folder = (
+            folder if folder is not None else Path(tempfile.mkdtemp(prefix="emstrack-pg-"))
+        )
         self.data = self.folder / "data"
         self.log = self.folder / "postgres.log"
         self.port = free_port()
@@ -46,7 +55,10 @@ class PostgresCluster:
         """Create the cluster and start the server on 127.0.0.1:port; wait until it accepts."""
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
-        self._run(["initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"])
+        if not (self.data / "PG_VERSION").exists():
+            self._run(
+                ["initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"]
+            )
         options = (
             f"-p {self.port} -h 127.0.0.1 -k {self.folder} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -97,11 +109,26 @@ class PostgresCluster:
         ).stdout
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown) and delete the cluster's folder."""
+        """Stop the server (fast shutdown) and delete the cluster's folder (unless kept)."""
         if self.running:
             self._run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"], check=False)
             self.running = False
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not self.kept:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def has_database(self, name: str) -> bool:
+        """Whether database ``name`` exists."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres"
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                return cursor.fetchone() is not None
+        finally:
+            connection.close()
 
     def _run(self, command: list[str], check: bool = True) -> None:
         result = subprocess.run(

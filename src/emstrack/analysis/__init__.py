@@ -69,10 +69,11 @@ from ._errors import (
 from ._export import format_for, write_frame
 from ._frame import BASE_COLUMNS, tidy
 from ._groups import best_row, summarize
-from ._reader import Selection
+from ._reader import Reader, Selection
 from ._selection import (
     Experiments,
     by_status,
+    compared_statuses,
     declared_types,
     direction_of,
     experiment_names,
@@ -305,33 +306,72 @@ def best_run(
     names = experiment_names(experiments)
     with open_store(tracking_uri) as reader:
         ids = reader.experiment_ids(names)
-        table = reader.read(
-            list(ids.values()), filter, Selection(params=(), metrics=(metric,), tags=())
-        )
-        require_runs(table, names, filter)
-        require_metric(reader, table, ids, metric)
-        direction = direction_of(metric, higher_is_better)
-        data = pd.DataFrame(
-            {
-                "value": metric_values(table, metric),
-                "run_id": table.info["run_id"].to_numpy(),
-                "run_name": table.info["run_name"].to_numpy(),
-                "start_ms": table.info["start_ms"].to_numpy(),
-            }
-        )
-        kept, _ = by_status(data, table, include_failed, names, filter)
-        best = best_row(kept, direction)
-        if best is None:
-            raise NoRunsError(
-                f"none of the {len(kept)} compared runs of {quoted(names)} logged {metric!r}"
-                + filter_note(filter)
+        best_id = _best_in_store(reader, ids, metric, filter, higher_is_better, include_failed)
+        if best_id is None:
+            best_id = _best_read(
+                reader, ids, names, metric, filter, higher_is_better, include_failed
             )
         full = reader.read(
-            list(ids.values()), None, Selection(user_tags_only=True), run_ids=[best["run_id"]]
+            list(ids.values()), None, Selection(user_tags_only=True), run_ids=[best_id]
         )
     row = tidy(full, names_by_id(ids), declared_types(schema)).iloc[0]
-    row.name = best["run_id"]
+    row.name = best_id
     return row
+
+
+def _best_in_store(
+    reader: Reader,
+    ids: dict[str, str],
+    metric: str,
+    filter: str | None,
+    higher_is_better: bool | None,
+    include_failed: bool,
+) -> str | None:
+    """The best run's id as the store ranks it; ``None`` to rank in pandas (and raise there).
+
+    Only when the direction is known: otherwise :func:`_best_read` raises the errors in their
+    usual order (no runs, no metric, then the unknown direction).
+    """
+    direction = higher_is_better if higher_is_better is not None else metric_direction(metric)
+    if direction is None:
+        return None
+    return reader.best_run_id(
+        list(ids.values()), filter, metric, compared_statuses(include_failed), bool(direction)
+    )
+
+
+def _best_read(
+    reader: Reader,
+    ids: dict[str, str],
+    names: list[str],
+    metric: str,
+    filter: str | None,
+    higher_is_better: bool | None,
+    include_failed: bool,
+) -> str:
+    """The best run's id, ranked in pandas; raises why there is none."""
+    table = reader.read(
+        list(ids.values()), filter, Selection(params=(), metrics=(metric,), tags=())
+    )
+    require_runs(table, names, filter)
+    require_metric(reader, table, ids, metric)
+    direction = direction_of(metric, higher_is_better)
+    data = pd.DataFrame(
+        {
+            "value": metric_values(table, metric),
+            "run_id": table.info["run_id"].to_numpy(),
+            "run_name": table.info["run_name"].to_numpy(),
+            "start_ms": table.info["start_ms"].to_numpy(),
+        }
+    )
+    kept, _ = by_status(data, table, include_failed, names, filter)
+    best = best_row(kept, direction)
+    if best is None:
+        raise NoRunsError(
+            f"none of the {len(kept)} compared runs of {quoted(names)} logged {metric!r}"
+            + filter_note(filter)
+        )
+    return str(best["run_id"])
 
 
 def diff(

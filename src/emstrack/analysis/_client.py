@@ -121,6 +121,17 @@ class ClientReader:
             tags=pivot(rows("tags"), index),
         )
 
+    def best_run_id(
+        self,
+        experiment_ids: Sequence[str],
+        filter: str | None,
+        metric: str,
+        statuses: Sequence[str],
+        higher_is_better: bool,
+    ) -> str | None:
+        """Never ranks in the store: ``None`` (``best_run`` ranks the runs read)."""
+        return None
+
     def keys(self, experiment_ids: Sequence[str], kind: KeyKind) -> list[str]:
         """Every key of that kind among the active runs of the experiments."""
         found: set[str] = set()

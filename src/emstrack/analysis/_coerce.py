@@ -20,9 +20,9 @@ import enum
 import re
 import types
 import typing
-from collections.abc import Hashable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["schema_types", "type_column", "type_frame"]
@@ -48,18 +48,31 @@ def type_column(values: pd.Series, declared: type | None = None) -> pd.Series:
         return values
     uniques = [str(value) for value in present.unique()]
     kind = _declared_kind(declared, uniques) or _value_kind(uniques)
-    missing = len(present) < len(values)
+    if kind == "text":
+        return values.astype("object").infer_objects()
+    # Each distinct text is converted once and spread by its code (-1: missing), which is what
+    # ``values.map(mapping).astype(...)`` gives, without a Python lookup per row.
+    codes, distinct = pd.factorize(values)
+    texts = [str(value) for value in distinct]
+    missing = codes < 0
+    at = np.where(missing, 0, codes)
     if kind == "bool":
-        mapping: dict[Hashable, Any] = {text: text in _TRUE for text in uniques}
-        out = values.map(mapping)
-        return out.astype("boolean") if missing else out.astype("bool")
+        flags = np.array([text in _TRUE for text in texts], dtype=bool)[at]
+        if missing.any():
+            return pd.Series(
+                pd.arrays.BooleanArray(flags, missing), index=values.index, name=values.name
+            )
+        return pd.Series(flags, index=values.index, name=values.name)
     if kind == "int":
-        mapping = {text: int(text) for text in uniques}
-        return values.map(mapping).astype("Int64" if missing else "int64")
-    if kind == "float":
-        mapping = {text: float(text) for text in uniques}
-        return values.map(mapping).astype("float64")
-    return values.astype("object").infer_objects()
+        numbers = np.array([int(text) for text in texts], dtype="int64")[at]
+        if missing.any():
+            return pd.Series(
+                pd.arrays.IntegerArray(numbers, missing), index=values.index, name=values.name
+            )
+        return pd.Series(numbers, index=values.index, name=values.name)
+    floats = np.array([float(text) for text in texts], dtype="float64")[at]
+    floats[missing] = np.nan
+    return pd.Series(floats, index=values.index, name=values.name)
 
 
 def _value_kind(uniques: list[str]) -> str:

@@ -19,6 +19,17 @@ def _ranked(data: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
     )
 
 
+def _best_valued(data: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
+    """The rows holding their group's best value: the only candidates for its best run.
+
+    Ranking these few rows picks the run that ranking every row picks (the best run has the best
+    value), without sorting 100,000 run ids.
+    """
+    present = data[data["value"].notna()]
+    best = present.groupby("_group")["value"].transform("max" if higher_is_better else "min")
+    return present[present["value"] == best]
+
+
 def summarize(data: pd.DataFrame, keys: Sequence[str], higher_is_better: bool) -> pd.DataFrame:
     """Group ``data`` by ``keys``: count, missing, mean, min, max and the best run.
 
@@ -41,7 +52,7 @@ def summarize(data: pd.DataFrame, keys: Sequence[str], higher_is_better: bool) -
         }
     )
     best = (
-        _ranked(data, higher_is_better)
+        _ranked(_best_valued(data, higher_is_better), higher_is_better)
         .drop_duplicates("_group")
         .set_index("_group")[["run_id", "run_name"]]
         .rename(columns={"run_id": "best_run_id", "run_name": "best_run_name"})

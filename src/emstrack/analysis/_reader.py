@@ -61,16 +61,21 @@ class Selection:
     """Which params, metrics and tags to read (``None``: all of that kind).
 
     With ``tags=None`` and ``user_tags_only``, tags under ``mlflow.`` and emstrack's bookkeeping
-    tags (:data:`BOOKKEEPING_TAGS`) are left out.
+    tags (:data:`BOOKKEEPING_TAGS`) are left out. A tag of ``tags_unless_params`` is needed only
+    when no run read has a param of that name (``compare``'s ``by`` keys: a param wins over a
+    tag); a reader may leave it out then, or read it anyway.
     """
 
     params: tuple[str, ...] | None = None
     metrics: tuple[str, ...] | None = None
     tags: tuple[str, ...] | None = None
     user_tags_only: bool = False
+    tags_unless_params: tuple[str, ...] = ()
 
     def wants_tag(self, key: str) -> bool:
-        """Whether tag ``key`` belongs to the selection."""
+        """Whether tag ``key`` belongs to the selection (``tags_unless_params`` included)."""
+        if key in self.tags_unless_params:
+            return True
         if self.tags is not None:
             return key in self.tags
         if self.user_tags_only:
@@ -129,6 +134,23 @@ class Reader(Protocol):
 
     def history(self, run_ids: Sequence[str], metric: str) -> pd.DataFrame:
         """Every logged point of ``metric``: columns run_id, step, timestamp_ms, value."""
+        ...
+
+    def best_run_id(
+        self,
+        experiment_ids: Sequence[str],
+        filter: str | None,
+        metric: str,
+        statuses: Sequence[str],
+        higher_is_better: bool,
+    ) -> str | None:
+        """The id of the best run by ``metric`` ranked in the store, or ``None``.
+
+        Among the runs with a status in ``statuses`` that logged a value other than NaN; ties go
+        to the earlier start (no start time last), then the smaller run id. ``None`` when there
+        is no such run or when this reader does not rank in the store (the caller then ranks
+        the runs it read).
+        """
         ...
 
     def close(self) -> None:

@@ -30,6 +30,8 @@ Experiments = str | Sequence[str]
 
 COMPARED_STATUSES = ("FINISHED",)
 FAILED_STATUSES = ("FAILED", "KILLED")
+_INFO_KEYS = ("experiment", "status")
+"""Grouping keys read from the run itself, never from a param or tag."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,17 @@ def metric_by_group(
     names = experiment_names(experiments)
     keys = by_keys(by)
     param_keys = tuple(k.removeprefix("params.") for k in keys if not k.startswith("tags."))
-    tag_keys = tuple(k.removeprefix("tags.") for k in keys if not k.startswith("params."))
+    tag_keys = tuple(k[5:] for k in keys if k.startswith("tags."))
+    # A plain key is a tag only where no run has the param (see _group_column).
+    plain = tuple(k for k in keys if not k.startswith(("params.", "tags.")) and k not in _INFO_KEYS)
     with open_store(tracking_uri) as reader:
         ids = reader.experiment_ids(names)
         table = reader.read(
             list(ids.values()),
             filter,
-            Selection(params=param_keys, metrics=(metric,), tags=tag_keys),
+            Selection(
+                params=param_keys, metrics=(metric,), tags=tag_keys, tags_unless_params=plain
+            ),
         )
         require_runs(table, names, filter)
         require_metric(reader, table, ids, metric)
@@ -213,6 +219,10 @@ def _group_column(table: RunTable, ids: dict[str, str], key: str) -> pd.Series |
     return None
 
 
+def compared_statuses(include_failed: bool) -> tuple[str, ...]:
+    return COMPARED_STATUSES + (FAILED_STATUSES if include_failed else ())
+
+
 def by_status(
     data: pd.DataFrame,
     table: RunTable,
@@ -221,7 +231,7 @@ def by_status(
     filter: str | None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Rows whose run status is compared, and how many runs were left out per status."""
-    allowed = COMPARED_STATUSES + (FAILED_STATUSES if include_failed else ())
+    allowed = compared_statuses(include_failed)
     status = table.info["status"].to_numpy()
     keep = pd.Series(status).isin(allowed).to_numpy()
     excluded = pd.Series(status[~keep]).value_counts().sort_index()
