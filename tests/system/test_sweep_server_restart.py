@@ -15,7 +15,9 @@ run delivered after that point meets a dead server. Then either
 * the test restarts it on the same port while the sweep goes on, as soon as the crash is
   marked, and the last scenario waits until the server answers again before it runs.
 
-Either way the contract is the same and is read through ``MlflowClient`` against the server:
+Both run with the default delivery (a shipper process per worker) and with synchronous
+delivery (``EMSTRACK_DELIVERY=sync``: each worker writes its runs itself). Either way the
+contract is the same and is read through ``MlflowClient`` against the server:
 every scenario's result is intact (FINISHED in the store, or FINISHED in the spool), each
 scenario is one run across store and spool, ``emstrack sync`` delivers what was kept, and the
 end state is exactly ten FINISHED runs, one per scenario key, with the scenario's params; a
@@ -101,9 +103,10 @@ def key_of(scenario: tuple[str, str, int]) -> str:
 class Outage:
     """One server, the client's folders, and the sweep's command line."""
 
-    def __init__(self, root: Path, server: MlflowServer) -> None:
+    def __init__(self, root: Path, server: MlflowServer, delivery: str) -> None:
         self.root = root
         self.server = server
+        self.delivery = delivery
         self.spool = root / "spool"
         self.pid_file = root / "server.pid"
         self.marker = root / "server-crashed"
@@ -128,6 +131,7 @@ class Outage:
             "MLFLOW_TRACKING_URI": self.server.url,
             "EMSTRACK_SPOOL_DIR": str(self.spool),
             "EMSTRACK_SHIPPER_LOG": str(self.root / "shipper.log"),
+            "EMSTRACK_DELIVERY": self.delivery,
             **extra,
         }
 
@@ -152,13 +156,17 @@ class Outage:
         )
 
 
-@pytest.fixture
-def crashing(tmp_path: Path, template_database: Path) -> Iterator[Outage]:
-    """A running server; afterwards it is stopped and no shipper of the spool is left."""
+@pytest.fixture(params=["process", "sync"])
+def crashing(
+    request: pytest.FixtureRequest, tmp_path: Path, template_database: Path
+) -> Iterator[Outage]:
+    """A running server, and the workers' delivery mode: ``process`` (the default: a shipper
+    process per worker) or ``sync`` (each worker writes its runs itself). Afterwards the server
+    is stopped and no shipper of the spool is left."""
     server = MlflowServer(tmp_path / "server", template_database)
     server.start()
     try:
-        yield Outage(tmp_path, server)
+        yield Outage(tmp_path, server, request.param)
     finally:
         server.stop()
     assert wait_for_shippers(tmp_path / "spool") == []
@@ -219,19 +227,28 @@ def check_grid(runs: list[Any]) -> None:
         assert "total_cost" in run.data.metrics
 
 
-def deliver_the_rest_and_check(crashing: Outage, experiment: str) -> None:
-    """``emstrack sync`` sends what the spool kept; then the grid is whole and runs no more."""
+def deliver_the_rest_and_check(crashing: Outage, experiment: str, via: str) -> None:
+    """What the spool kept reaches the server (``emstrack sync``, or the next sweep's own sync
+    first); then the grid is whole, and a sweep runs nothing more."""
     kept = spool_entries(crashing.spool)
-    synced = emstrack_cli("sync", uri=crashing.server.url, spool=crashing.spool, cwd=crashing.root)
-    assert synced.returncode == 0, synced.stdout + synced.stderr
-    assert sync_counts(synced) == (len(kept), 0, 0)
-    assert spool_entries(crashing.spool) == {}
-    check_grid(all_runs(crashing.server.url, experiment))
+    if via == "sync":
+        synced = emstrack_cli(
+            "sync", uri=crashing.server.url, spool=crashing.spool, cwd=crashing.root
+        )
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert sync_counts(synced) == (len(kept), 0, 0)
+        assert spool_entries(crashing.spool) == {}
+        check_grid(all_runs(crashing.server.url, experiment))
 
     again = crashing.sweep(experiment)
     assert again.returncode == 0, again.stdout + again.stderr
     assert summary(again).startswith("0 run (0 finished, 0 failed), 10 skipped"), again.stdout
-    assert len(all_runs(crashing.server.url, experiment)) == len(expected_scenarios())
+    if via == "sweep" and kept:
+        assert f"; {len(kept)} run(s) synced from the spool first" in summary(again), again.stdout
+    else:
+        assert "synced from the spool" not in summary(again), again.stdout
+    assert spool_entries(crashing.spool) == {}
+    check_grid(all_runs(crashing.server.url, experiment))
 
 
 def test_server_down_from_mid_sweep_to_its_end_keeps_the_runs_for_sync(crashing: Outage) -> None:
@@ -250,7 +267,7 @@ def test_server_down_from_mid_sweep_to_its_end_keeps_the_runs_for_sync(crashing:
     assert key_of(CRASH_AT) in kept  # optimized after the crash: it cannot have been sent
 
     crashing.restart()
-    deliver_the_rest_and_check(crashing, experiment)
+    deliver_the_rest_and_check(crashing, experiment, via="sync")
 
     # Last, the sweep's own account of the outage: every scenario ran, the kept runs are named.
     if first.returncode == 1 and TIDY_ERROR in first.stderr:
@@ -293,5 +310,13 @@ def test_server_crashing_and_coming_back_mid_sweep_loses_nothing(crashing: Outag
     assert last.startswith("10 run (10 finished, 0 failed)"), output
     assert wait_for_shippers(crashing.spool) == []
 
-    check_nothing_lost(all_runs(crashing.server.url, experiment), spool_entries(crashing.spool))
-    deliver_the_rest_and_check(crashing, experiment)
+    spooled = spool_entries(crashing.spool)
+    check_nothing_lost(all_runs(crashing.server.url, experiment), spooled)
+    deliver_the_rest_and_check(crashing, experiment, via="sweep")
+
+    # Last, the sweep's own account: runs still waiting in the spool at its end are named.
+    if spooled and "spool" not in last:
+        pytest.xfail(
+            f"known gap (notes/restart-note.md): {len(spooled)} run(s) were left in the spool "
+            "at the end of the sweep and its summary does not say so"
+        )
