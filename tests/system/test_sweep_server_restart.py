@@ -222,7 +222,7 @@ def check_grid(runs: list[Any]) -> None:
         params = run.data.params
         for name in ("building_id", "scenario", "n_days", "solver", "resolution_minutes"):
             assert params[name] == str(inputs[name]), name
-        assert params["optimization_mode"] == inputs["optimization_mode"].value
+        assert params["optimization_mode"] == str(inputs["optimization_mode"])
         assert params["battery_enabled"] == str(inputs["battery_enabled"]).lower()
         assert "total_cost" in run.data.metrics
 
