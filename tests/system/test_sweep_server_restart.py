@@ -67,6 +67,7 @@ CRASH_AT = ("DE_KN_residential2", "battery_only", 0)  # the third scenario of th
 BACK_AT = ("DE_KN_residential5", "self_consumption", 0)  # the last one
 SWEEP_TIMEOUT_S = 900
 TIDY_ERROR = "could not be read to plan the sweep"
+REJECTED = "is not tracked: the tracking store"  # a run dropped for good (bug 3 of the note)
 TESTS = Path(__file__).resolve().parents[1]
 SOURCE = Path(emstrack.__file__).resolve().parents[1]
 GRID = f"""
@@ -258,6 +259,7 @@ def test_server_down_from_mid_sweep_to_its_end_keeps_the_runs_for_sync(crashing:
     output = first.stdout + first.stderr
     assert crashing.marker.exists(), output  # the server really crashed mid-sweep
     assert "Traceback" not in output
+    assert REJECTED not in output, output
     assert wait_for_shippers(crashing.spool) == []
 
     # Still down: read the server's own database to see what reached it before the crash.
@@ -305,6 +307,7 @@ def test_server_crashing_and_coming_back_mid_sweep_loses_nothing(crashing: Outag
             process.wait()
     output = stdout.read_text() + stderr.read_text()
     assert "Traceback" not in output
+    assert REJECTED not in output, output
     assert process.returncode == 0, output
     last = stdout.read_text().strip().splitlines()[-1]
     assert last.startswith("10 run (10 finished, 0 failed)"), output
