@@ -1,22 +1,90 @@
-"""Pipelines for the sweep tests: the reference EMS pipeline, and one that kills its worker.
+"""Pipelines for the sweep tests: the reference EMS pipeline, one that kills its worker, and
+one that crashes the tracking server.
 
-:func:`compare_modes` is ``emstrack.ems.compare_modes`` with one addition for fault tests:
-when ``SWEEP_TEST_DIE_AT`` is ``"<building_id>/<scenario>/<start_day>|<marker file>"`` and the
-marker file does not exist yet, the call for that scenario writes the marker and SIGKILLs its own
-process in the middle of the scenario (its run is open in the store) - a worker crash, exactly
-once per marker.
+:func:`compare_modes` is ``emstrack.ems.compare_modes`` with two additions for fault tests:
+
+* when ``SWEEP_TEST_DIE_AT`` is ``"<building_id>/<scenario>/<start_day>|<marker file>"`` and the
+  marker file does not exist yet, the call for that scenario writes the marker and SIGKILLs its
+  own process in the middle of the scenario (its run is open in the store) - a worker crash,
+  exactly once per marker;
+* when ``SWEEP_TEST_OUTAGE`` holds the JSON made by :func:`outage`, the call for the ``stop``
+  scenario SIGKILLs the process group of the tracking server (its pid in a file the test
+  wrote), waits until ``/health`` no longer answers and writes the marker, once per marker, then
+  runs; the call for the ``back`` scenario (if any) waits until the marker exists and the server
+  answers again (the test restarts it when it sees the marker), then runs. Every wait is a
+  bounded poll: a scenario that times out raises, and the sweep reports it FAILED.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from emstrack import ems
 
 DIE_AT = "SWEEP_TEST_DIE_AT"
+OUTAGE = "SWEEP_TEST_OUTAGE"
+OUTAGE_TIMEOUT_S = 600.0
+POLL_S = 0.05
+
+
+def outage(
+    stop: tuple[str, str, int],
+    pid_file: Path,
+    url: str,
+    marker: Path,
+    back: tuple[str, str, int] | None = None,
+) -> dict[str, str]:
+    """The environment that makes scenario ``stop`` crash the server, and ``back`` wait for it.
+
+    ``stop`` and ``back`` are ``(building_id, scenario, start_day)``.
+    """
+    plan = {
+        "stop": "/".join(map(str, stop)),
+        "back": "/".join(map(str, back)) if back else None,
+        "pid_file": str(pid_file),
+        "url": url,
+        "marker": str(marker),
+    }
+    return {OUTAGE: json.dumps(plan)}
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=1.0) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _poll(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + OUTAGE_TIMEOUT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"sweep outage test: {what} not seen after {OUTAGE_TIMEOUT_S} s")
+        time.sleep(POLL_S)
+
+
+def _outage(scenario: str) -> None:
+    text = os.environ.get(OUTAGE, "")
+    if not text:
+        return
+    plan = json.loads(text)
+    marker = Path(plan["marker"])
+    if scenario == plan["stop"] and not marker.exists():
+        pid = int(Path(plan["pid_file"]).read_text())
+        os.killpg(pid, signal.SIGKILL)  # the server crashes, workers and all
+        _poll(lambda: not _answers(plan["url"]), "the server going down")
+        marker.write_text(scenario)
+    elif scenario == plan["back"]:
+        _poll(marker.exists, "the server's crash")
+        _poll(lambda: _answers(plan["url"]), "the server coming back")
 
 
 def doom(building_id: str, scenario: str, start_day: int, marker: Path) -> dict[str, str]:
@@ -27,7 +95,8 @@ def doom(building_id: str, scenario: str, start_day: int, marker: Path) -> dict[
 def compare_modes(
     building_id: str, scenario: str, n_days: int = 3, start_day: int = 0
 ) -> ems.ModeComparison:
-    """``emstrack.ems.compare_modes``, killing its own process once for the doomed scenario."""
+    """``emstrack.ems.compare_modes``; kills its worker or the server as the environment says."""
+    _outage(f"{building_id}/{scenario}/{start_day}")
     doomed = os.environ.get(DIE_AT, "")
     if doomed:
         target, _, marker = doomed.partition("|")
