@@ -261,3 +261,24 @@ class TestCalls:
         assert MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() == 2
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         assert store.call(MLFLOW_HTTP_REQUEST_MAX_RETRIES.get) == 0
+
+
+def test_a_constraint_race_reported_over_http_is_not_a_rejection():
+    """Two runs creating one dataset race in MLflow's check-then-insert: retry, not drop."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE
+
+    from emstrack._delivery.store import is_race, is_rejection
+
+    race = MlflowException(
+        "API request to endpoint /api/2.0/mlflow/runs/log-inputs failed with error code 400 "
+        '!= 200. Response body: \'{"error_code": "BAD_REQUEST", "message": '
+        '"(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, '
+        "datasets.name, datasets.digest\"}'",
+        error_code=BAD_REQUEST,
+    )
+    invalid = MlflowException("Invalid experiment name", error_code=INVALID_PARAMETER_VALUE)
+    assert is_race(race)
+    assert not is_rejection(race)
+    assert not is_race(invalid)
+    assert is_rejection(invalid)

@@ -73,7 +73,9 @@ def deliver(
         # The holder deleted the folder (delivered it) while this waited for its lock.
         return Outcome.BUSY if (folder / EVENTS_FILE).is_file() else Outcome.GONE
     if not acquired:
-        return Outcome.BUSY
+        # False also means "taken, but delivered and removed meanwhile" (the lock can be
+        # taken in a folder another deliverer is deleting): that run is in the store.
+        return Outcome.BUSY if entry.exists() else Outcome.GONE
     try:
         if not (folder / EVENTS_FILE).is_file():
             _remove_if_only_locks(folder)

@@ -178,8 +178,22 @@ def is_rejection(error: BaseException) -> bool:
     status = _http_status(error)
     if status is None or not 400 <= status < 500 or status in _TRANSIENT_CLIENT_STATUSES:
         return False
-    # A constraint violation in the database can be a race with another writer.
-    return not any(type(cause).__name__ == "IntegrityError" for cause in _causes(error))
+    return not is_race(error)
+
+
+_RACE_MARKERS = ("IntegrityError", "UNIQUE constraint failed", "duplicate key value")
+
+
+def is_race(error: BaseException) -> bool:
+    """Whether ``error`` is a constraint violation, possibly a race with another writer.
+
+    Two runs logging the same new dataset race in MLflow's check-then-insert; that is not bad
+    data. Over HTTP only the server's message says so.
+    """
+    if any(type(cause).__name__ == "IntegrityError" for cause in _causes(error)):
+        return True
+    text = str(error)
+    return any(marker in text for marker in _RACE_MARKERS)
 
 
 def root_cause(error: BaseException) -> str:
@@ -476,11 +490,15 @@ class Store:
             for event in datasets
         ]
         for start in range(0, len(inputs), MAX_ENTITIES_PER_BATCH):
-            self.call(
-                self.client.log_inputs,
-                run_id,
-                datasets=inputs[start : start + MAX_ENTITIES_PER_BATCH],
-            )
+            chunk = inputs[start : start + MAX_ENTITIES_PER_BATCH]
+            try:
+                self.call(self.client.log_inputs, run_id, datasets=chunk)
+            except Exception as error:
+                if not is_race(error):
+                    raise
+                # Another run created the same dataset between MLflow's check and its insert:
+                # now it exists, and the second attempt links to it.
+                self.call(self.client.log_inputs, run_id, datasets=chunk)
 
     def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None) -> None:
         """Upload one file into the run's artifacts (under ``artifact_dir`` if given)."""

@@ -125,8 +125,13 @@ def sweep(
             report.delivery_seconds, report.kept = closing.delivery_seconds, closing.kept
         report.wall_seconds = time.perf_counter() - started
     if plan.to_run:
-        with _store_calls(uri):
-            report.superseded += tidy(client, exp_id, {p.task.key for p in plan.to_run})
+        try:
+            with _store_calls(uri, "to tidy up after the sweep"):
+                report.superseded += tidy(client, exp_id, {p.task.key for p in plan.to_run})
+        except StoreUnavailableError as error:
+            # Every scenario ran and its run is stored or kept: the report matters more. The
+            # next sweep's planning supersedes any extra attempt instead.
+            report.untidy = str(error)
     return report
 
 
@@ -181,7 +186,7 @@ def _context(
 
 
 @contextlib.contextmanager
-def _store_calls(uri: str) -> Iterator[None]:
+def _store_calls(uri: str, purpose: str = "to plan the sweep") -> Iterator[None]:
     """The driver's own store calls: MLflow's HTTP retries capped, errors made one line."""
     variable = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
     previous = os.environ.get(variable)
@@ -195,7 +200,7 @@ def _store_calls(uri: str) -> Iterator[None]:
         lines = str(error).strip().splitlines()
         reason = f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
         raise StoreUnavailableError(
-            f"tracking store {redact_uri(uri)} could not be read to plan the sweep ({reason})"
+            f"tracking store {redact_uri(uri)} could not be read {purpose} ({reason})"
         ) from None
     finally:
         if previous is None:

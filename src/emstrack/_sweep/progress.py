@@ -68,6 +68,8 @@ class SweepReport:
     """Waiting, after the last scenario, for the last runs to reach the store."""
     kept: int = 0
     """Finished runs the store did not take: they wait in the spool for `emstrack sync`."""
+    untidy: str | None = None
+    """Why the closing tidy-up (superseding extra attempts) could not reach the store."""
     dry_run: bool = False
     lines: list[str] = field(default_factory=list)
     """With ``dry_run``: one line per scenario."""
@@ -140,6 +142,8 @@ class SweepReport:
                 f"; {self.kept} finished run(s) wait in the spool (the store did not take "
                 "them): `emstrack sync` delivers them"
             )
+        if self.untidy:
+            text += f"; not tidied up ({self.untidy}): the next sweep does it"
         if self.synced or self.unsynced:
             text += f"; {self.synced} run(s) synced from the spool first"
             if self.unsynced:
