@@ -239,6 +239,7 @@ def assert_orphan_delivered_once(store, entry: dict[str, Any]) -> None:
 
 
 class TestOrphans:
+    @pytest.mark.slow  # ~20-60 s: in the slow suite (CI runs it), keeping the default under 10 min
     def test_next_process_delivers_a_killed_processs_run_exactly_once(self, default_mode):
         """SIGKILL right after the call returned: the next writing process delivers it, once."""
         entry = orphan_a_run(default_mode)
@@ -253,6 +254,7 @@ class TestOrphans:
         ]
         assert default_mode.spooled() == []
 
+    @pytest.mark.slow  # ~20-60 s: in the slow suite (CI runs it), keeping the default under 10 min
     def test_two_processes_starting_together_deliver_it_once(self, default_mode):
         """Two processes released at the same moment on an orphaned spool: one delivery."""
         entry = orphan_a_run(default_mode)

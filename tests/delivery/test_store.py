@@ -173,6 +173,7 @@ class TestOutages:
             probed.ensure_available()
             assert not probed.is_down()
 
+    @pytest.mark.slow  # ~20-60 s: in the slow suite (CI runs it), keeping the default under 10 min
     def test_store_locked_past_the_budget_is_marked_down(self, store, monkeypatch):
         """A lock held for the whole budget: the write fails and only then is the store down."""
         import emstrack._delivery.store as store_module

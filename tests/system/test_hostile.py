@@ -126,6 +126,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 class TestFullSpoolDisk:
+    @pytest.mark.slow  # ~20-60 s: in the slow suite (CI runs it), keeping the default under 10 min
     def test_everything_reaches_the_store_from_memory(self, lenient, small_disk, monkeypatch):
         """Case 1: a 100,000-step series overflows a 2 MB spool while the store is up."""
         spool = small_disk / "spool"

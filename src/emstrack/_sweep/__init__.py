@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -23,7 +24,13 @@ from .keys import SCENARIO_KEY_TAG, scenario_key
 from .plan import describe, experiment_id, make_plan, open_client, stored_runs, supersede, tidy
 from .progress import Progress, SweepReport
 from .spec import SweepSpec, load_spec
-from .worker import CREDENTIAL_VARIABLES, SWITCH_VARIABLES, ScenarioTask, SweepContext
+from .worker import (
+    CREDENTIAL_VARIABLES,
+    SWITCH_VARIABLES,
+    ScenarioTask,
+    SweepContext,
+    done_folder,
+)
 
 __all__ = ["SCENARIO_KEY_TAG", "SweepReport", "SweepSpec", "load_spec", "scenario_key", "sweep"]
 
@@ -124,6 +131,9 @@ def sweep(
         else:
             report.delivery_seconds, report.kept = closing.delivery_seconds, closing.kept
         report.wall_seconds = time.perf_counter() - started
+        markers = done_folder(context)
+        if markers is not None:
+            shutil.rmtree(markers, ignore_errors=True)
     if plan.to_run:
         try:
             with _store_calls(uri, "to tidy up after the sweep"):
@@ -167,10 +177,10 @@ def _context(
         tracking_uri=uri,
         experiment=experiment,
         experiment_id=exp_id,
-        # Dask may run a task again whose worker died after it finished. Remote workers ask
-        # the store first; on this machine the second run costs a recompute and is superseded
-        # by the tidy-up at the end, cheaper than a store query in every scenario.
-        check_finished=executor == "dask" and not local,
+        # Dask may run a task again whose worker died after it finished: a worker first asks
+        # the store (remote) or the sweep's done-markers beside the shared spool (this machine,
+        # where the run may still wait in the spool for the driver).
+        check_finished=executor == "dask",
         sweep_id=uuid.uuid4().hex,
         params=spec.tracking.params,
         metrics=spec.tracking.metrics,

@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from .delivery import SPOOL_DELIVERY
@@ -137,7 +138,7 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
     clock: list[float] = []
     entries: list[str] = []
     began = time.perf_counter()
-    if context.check_finished and _finished_in_store(context, task.key):
+    if context.check_finished and _finished_before(context, task.key):
         return Outcome(
             task.index,
             task.key,
@@ -154,6 +155,8 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
         message: str | None = _describe(error)
     else:
         status, message = "FINISHED", None
+        if context.check_finished and context.driver_delivers:
+            _mark_done(context, task.key)
     return Outcome(
         task.index,
         task.key,
@@ -165,6 +168,28 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
         startup_seconds=startup,
         entry=entries[0] if entries else None,
     )
+
+
+def done_folder(context: SweepContext) -> Path | None:
+    """Where workers sharing the driver's spool mark the scenarios they finished."""
+    if context.spool_dir is None:
+        return None
+    return Path(context.spool_dir).parent / "sweeps" / context.sweep_id
+
+
+def _mark_done(context: SweepContext, key: str) -> None:
+    folder = done_folder(context)
+    if folder is not None:
+        with contextlib.suppress(OSError):  # a missing marker costs a recompute, nothing more
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / key).touch()
+
+
+def _finished_before(context: SweepContext, key: str) -> bool:
+    folder = done_folder(context)
+    if folder is not None:
+        return (folder / key).exists()
+    return _finished_in_store(context, key)
 
 
 def _finished_in_store(context: SweepContext, key: str) -> bool:
