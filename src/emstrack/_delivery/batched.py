@@ -36,7 +36,7 @@ from .._tags import RUN_KEY_TAG
 from .orphans import CREATE_LOCK_FILE, Outcome, deliver, for_store, has_ended
 from .shipping import UnsentRecords, done_with, forget_waiting, open_runs
 from .spool import EVENTS_FILE, SpoolEntry
-from .store import Store, get_store
+from .store import Store, dataset_inputs, get_store
 
 MAX_BATCH_RUNS = 200
 """Runs written in one transaction at most (a few seconds of a SQLite writer's lock)."""
@@ -278,7 +278,7 @@ class _Rows:
             [Param(k, v) for k, v in records.params.items()],
             [RunTag(k, v) for k, v in tags.items()],
         )
-        datasets = _dataset_inputs(records.datasets)
+        datasets = dataset_inputs(records.datasets)
         _validate_dataset_inputs(datasets)
 
         run_id = uuid.uuid4().hex
@@ -412,27 +412,6 @@ class _Rows:
             for model, rows in tables:
                 if rows:
                     connection.execute(model.__table__.insert(), rows)
-
-
-def _dataset_inputs(events: list[dict[str, Any]]) -> list[Any]:
-    from mlflow.entities import Dataset, DatasetInput, InputTag
-
-    return [
-        DatasetInput(
-            Dataset(
-                name=event["name"],
-                digest=event["digest"],
-                source_type=event["source_type"],
-                source=event["source"],
-                schema=event.get("schema"),
-                profile=event.get("profile"),
-            ),
-            tags=[InputTag("mlflow.data.context", event["context"])]
-            if event.get("context")
-            else [],
-        )
-        for event in events
-    ]
 
 
 def _sanitized(value: float) -> tuple[bool, float]:

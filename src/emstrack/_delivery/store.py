@@ -471,24 +471,7 @@ class Store:
 
     def log_inputs(self, run_id: str, datasets: Sequence[Mapping[str, Any]]) -> None:
         """Write ``dataset`` spool events as dataset inputs (MLflow keeps one per dataset)."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag
-
-        inputs = [
-            DatasetInput(
-                Dataset(
-                    name=event["name"],
-                    digest=event["digest"],
-                    source_type=event["source_type"],
-                    source=event["source"],
-                    schema=event.get("schema"),
-                    profile=event.get("profile"),
-                ),
-                tags=[InputTag("mlflow.data.context", event["context"])]
-                if event.get("context")
-                else [],
-            )
-            for event in datasets
-        ]
+        inputs = dataset_inputs(datasets)
         for start in range(0, len(inputs), MAX_ENTITIES_PER_BATCH):
             chunk = inputs[start : start + MAX_ENTITIES_PER_BATCH]
             try:
@@ -534,6 +517,28 @@ class Store:
         """Set the run's final status and end time."""
         self.call(self.client.set_terminated, run_id, status, end_ms)
         self._artifact_uris.pop(run_id, None)
+
+
+def dataset_inputs(events: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """``dataset`` spool events as MLflow ``DatasetInput`` entities."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    return [
+        DatasetInput(
+            Dataset(
+                name=event["name"],
+                digest=event["digest"],
+                source_type=event["source_type"],
+                source=event["source"],
+                schema=event.get("schema"),
+                profile=event.get("profile"),
+            ),
+            tags=[InputTag("mlflow.data.context", event["context"])]
+            if event.get("context")
+            else [],
+        )
+        for event in events
+    ]
 
 
 def _use_wal(database: Path) -> None:
