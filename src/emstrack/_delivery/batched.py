@@ -25,7 +25,7 @@ import contextlib
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ def deliver_many(
     if sql is None:
         one_by_one = list(folders)
     else:
-        prepared: list[_Prepared] = []
+        held: list[_Prepared] = []  # locked, not yet written: let go whatever happens
         try:
             for folder in folders:
                 found = _prepare(folder)
@@ -89,18 +89,19 @@ def deliver_many(
                 elif found is None:
                     one_by_one.append(folder)
                 else:
-                    prepared.append(found)
-            for chunk in _chunks(prepared, MAX_BATCH_RUNS):
+                    held.append(found)
+            while held:
+                chunk, held = held[:MAX_BATCH_RUNS], held[MAX_BATCH_RUNS:]
                 written = _write(store, sql, chunk, on_error)
                 for item in chunk:
-                    if item.entry.folder in written:
+                    sent = item.entry.folder in written
+                    if sent:
                         outcomes[item.entry.folder] = Outcome.SENT
                     else:
                         one_by_one.append(item.entry.folder)
-                    _let_go(item, remove=item.entry.folder in written)
-                chunk.clear()
+                    _let_go(item, remove=sent)
         finally:
-            for item in prepared:
+            for item in held:
                 _let_go(item, remove=False)
     for folder in one_by_one:
         try:
@@ -178,11 +179,6 @@ def _let_go(item: _Prepared, *, remove: bool) -> None:
         item.create_lock.release(force=True)
     entry.release()
     entry.close()
-
-
-def _chunks(items: list[_Prepared], size: int) -> Iterator[list[_Prepared]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 # ---------------------------------------------------------------------- the write

@@ -114,7 +114,11 @@ def sweep(
     report.workers = min(workers, len(plan.to_run)) if scheduler is None else workers
     started = time.perf_counter()
     bar = Progress(len(plan.to_run), progress)
-    delivery = DriverDelivery(_settings.spool_dir(), uri) if context.driver_delivers else None
+    delivery = (
+        DriverDelivery(_settings.spool_dir(), uri)
+        if context.driver_delivers and plan.to_run
+        else None
+    )
     closing = Closing()
     try:
         for outcome in _execute(
@@ -126,7 +130,7 @@ def sweep(
             bar.update(outcome)
     finally:
         bar.close()
-        if delivery is not None and plan.to_run:
+        if delivery is not None:
             report.delivery_seconds, report.kept = delivery.finish(_settings.flush_timeout())
         else:
             report.delivery_seconds, report.kept = closing.delivery_seconds, closing.kept

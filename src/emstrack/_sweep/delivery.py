@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._uris import redact_uri
+
 SPOOL_DELIVERY = {"EMSTRACK_DELIVERY": "spool"}
 """The switch a worker on the driver's machine runs with."""
 GATHER_S = 0.5
@@ -48,7 +50,6 @@ class DriverDelivery:
     def __init__(self, spool: Path, uri: str) -> None:
         self.spool = spool
         self.uri = uri
-        self.handed = 0
         self._cond = threading.Condition()
         self._waiting: list[Path] = []
         self._closed = False
@@ -63,7 +64,6 @@ class DriverDelivery:
             return
         with self._cond:
             self._waiting.append(self.spool / entry)
-            self.handed += 1
             self._cond.notify_all()
 
     def _deliver(self) -> None:
@@ -107,19 +107,13 @@ class DriverDelivery:
             if not has_ended(entry):
                 with contextlib.suppress(Exception):  # kept: `emstrack sync` tries again
                     deliver(entry.folder, self.uri)
-        shown = _shown(self.uri)
+        shown = redact_uri(self.uri)
         kept = sum(1 for run in pending(self.spool) if run.tracking_uri == shown)
         return _since(began), kept
 
 
 def _since(began: float) -> float:
     return time.perf_counter() - began
-
-
-def _shown(uri: str) -> str:
-    from .._uris import redact_uri
-
-    return redact_uri(uri)
 
 
 def flush_worker() -> int:
