@@ -635,14 +635,19 @@ def _all_numbers(values: Sequence[object]) -> bool:
 
 
 def _metric(builder: _Builder, path: Path, value: float, step: int | None) -> None:
-    if math.isinf(value):
-        builder.out.nonfinite.setdefault(_join(path), []).append(
-            (step or 0, "inf" if value > 0 else "-inf")
-        )
+    if _kept_as_nonfinite(builder, path, value, step or 0):
         return
     key = builder.key(path, "metric")
     if key is not None:
         builder.out.metrics.append((key, value, step or 0))
+
+
+def _kept_as_nonfinite(builder: _Builder, path: Path, value: float, step: int) -> bool:
+    """An infinite value is no MLflow metric: kept for the ``emstrack.nonfinite.*`` tag."""
+    if not math.isinf(value):
+        return False
+    builder.out.nonfinite.setdefault(_join(path), []).append((step, "inf" if value > 0 else "-inf"))
+    return True
 
 
 def map_series(name: str, values: Iterable[object], redactor: Redactor, start_step: int) -> Mapped:
@@ -693,10 +698,7 @@ def _numeric_column(builder: _Builder, path: Path, steps: list[int], values: lis
     keyed = False
     for row_step, item in zip(steps, values, strict=True):
         value = float(item)
-        if math.isinf(value):
-            builder.out.nonfinite.setdefault(_join(path), []).append(
-                (row_step, "inf" if value > 0 else "-inf")
-            )
+        if _kept_as_nonfinite(builder, path, value, row_step):
             continue
         if not keyed:
             key, keyed = builder.key(path, "metric"), True
