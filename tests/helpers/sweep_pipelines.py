@@ -124,3 +124,13 @@ def grid(
             "metrics": "emstrack.ems:ModeComparison.figures",
         },
     }
+
+
+def grid_toml(spec: dict[str, Any]) -> str:
+    """A :func:`grid` as the TOML file ``emstrack sweep`` reads (JSON strings are TOML strings)."""
+    lines = [f"function = {json.dumps(spec['function'])}"]
+    lines.append(f"experiment = {json.dumps(spec['experiment'])}")
+    for table in ("grid", "fixed", "tracking"):
+        lines.append(f"[{table}]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in spec[table].items())
+    return "\n".join(lines) + "\n"

@@ -25,7 +25,8 @@ from emstrack._sweep import SCENARIO_KEY_TAG, scenario_key
 from emstrack._sweep.keys import SCENARIO_TAG
 from helpers.postgres import AuthMlflowServer, PostgresCluster
 from helpers.servers import EMSTRACK, all_runs, server_environment, sync_counts
-from helpers.sweep_pipelines import doom
+from helpers.sweep_pipelines import doom, grid_toml
+from helpers.sweep_pipelines import grid as sweep_grid
 
 pytestmark = pytest.mark.slow
 
@@ -35,19 +36,6 @@ DAYS = [0, 1]
 FUNCTION = "helpers.sweep_pipelines:compare_modes"
 TESTS = Path(__file__).resolve().parents[1]
 SOURCE = Path(emstrack.__file__).resolve().parents[1]
-GRID = f"""
-function = "{FUNCTION}"
-experiment = "EXPERIMENT"
-[grid]
-building_id = {json.dumps(BUILDINGS)}
-scenario = {json.dumps(SCENARIOS)}
-start_day = {json.dumps(DAYS)}
-[fixed]
-n_days = 1
-[tracking]
-params = "emstrack.ems:scenario_inputs"
-metrics = "emstrack.ems:ModeComparison.figures"
-"""
 
 
 class Shared:
@@ -75,7 +63,7 @@ class Shared:
 
     def sweep(self, experiment: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         grid = self.root / f"{experiment}.toml"
-        grid.write_text(GRID.replace("EXPERIMENT", experiment))
+        grid.write_text(grid_toml(sweep_grid(BUILDINGS, SCENARIOS, DAYS, experiment, FUNCTION)))
         return subprocess.run(
             [str(EMSTRACK), "sweep", str(grid), "--executor", "dask", "--workers", "2",
              "--no-progress", *args],

@@ -56,7 +56,7 @@ from helpers.servers import (
     wait_until,
 )
 from helpers.shippers import wait_for_shippers
-from helpers.sweep_pipelines import outage
+from helpers.sweep_pipelines import grid, grid_toml, outage
 
 pytestmark = pytest.mark.slow
 
@@ -69,19 +69,6 @@ SWEEP_TIMEOUT_S = 900
 REJECTED = "is not tracked: the tracking store"  # a run dropped for good (bug 3 of the note)
 TESTS = Path(__file__).resolve().parents[1]
 SOURCE = Path(emstrack.__file__).resolve().parents[1]
-GRID = f"""
-function = "{FUNCTION}"
-experiment = "EXPERIMENT"
-[grid]
-building_id = {json.dumps(BUILDINGS)}
-scenario = {json.dumps(SCENARIOS)}
-start_day = [0]
-[fixed]
-n_days = 1
-[tracking]
-params = "emstrack.ems:scenario_inputs"
-metrics = "emstrack.ems:ModeComparison.figures"
-"""
 
 
 def expected_scenarios() -> dict[str, dict[str, Any]]:
@@ -137,7 +124,7 @@ class Outage:
 
     def grid(self, experiment: str) -> Path:
         path = self.root / f"{experiment}.toml"
-        path.write_text(GRID.replace("EXPERIMENT", experiment))
+        path.write_text(grid_toml(grid(BUILDINGS, SCENARIOS, [0], experiment, FUNCTION)))
         return path
 
     def command(self, experiment: str) -> list[str]:
