@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from emstrack.analysis import ExperimentNotFoundError, InvalidFilterError, StoreError
+from emstrack.analysis import ExperimentNotFoundError, InvalidFilterError, StoreError, _sql
 from emstrack.analysis._client import ClientReader
 from emstrack.analysis._reader import RunTable, Selection
 from emstrack.analysis._sql import SqlReader
@@ -128,10 +128,22 @@ class TestSqlReaderMatchesSearchRuns:
     """The SQL fast path reads the same runs, values and order as MLflow's search_runs."""
 
     @pytest.mark.parametrize("use_sqlalchemy", [False, True], ids=["sqlite3", "sqlalchemy"])
+    @pytest.mark.parametrize(
+        "whole_table_share", [0, 10**9, _sql.WHOLE_TABLE_SHARE], ids=["joined", "scanned", "chosen"]
+    )
     def test_every_filter_reads_what_search_runs_reads(
-        self, varied: Varied, use_sqlalchemy: bool
+        self,
+        varied: Varied,
+        use_sqlalchemy: bool,
+        whole_table_share: int,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """Runs, order, params, latest metrics (NaN too) and tags equal MLflow's, per filter."""
+        """Runs, order, params, latest metrics (NaN too) and tags equal MLflow's, per filter.
+
+        On SQLite both ways of reading a run's values give it: joined to the runs (a small
+        part of the store) and whole tables scanned (most of it), and the way chosen per read.
+        """
+        monkeypatch.setattr(_sql, "WHOLE_TABLE_SHARE", whole_table_share)
         reader = SqlReader(varied.uri, use_sqlalchemy=use_sqlalchemy)
         try:
             ids = list(reader.experiment_ids(["ems", "ems-b"]).values())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,6 +50,10 @@ from ._wide import pivot_chunks
 _TABLES: dict[KeyKind, str] = {"params": "params", "metrics": "latest_metrics", "tags": "tags"}
 # A NaN metric is stored as 0 with is_nan set; NULL reads back as NaN.
 _VALUE_SQL: dict[KeyKind, str] = {"metrics": "CASE WHEN x.is_nan THEN NULL ELSE x.value END"}
+_INFO_SELECT = "SELECT r.run_uuid, r.name, r.experiment_id, r.status, r.start_time, r.end_time"
+WHOLE_TABLE_SHARE = 4
+"""A SQLite read scans whole tables when it selects at least 1 / this of the store's runs:
+scanning costs per row of the table, joining per selected run and key, about five times more."""
 _FILTER_DIALECTS = frozenset({"sqlite", "postgresql"})
 _NUMERIC_SQL_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 # Session settings of a PostgreSQL read (nothing is written). Reads go through server-side
@@ -221,11 +226,21 @@ class SqlReader:
         if conditions is None:
             return self._client().read(experiment_ids, filter, selection, run_ids)
         where, params = _run_where(list(experiment_ids), conditions, run_ids, self.dialect)
-        info = self._info(where, params)
+        runs = _Runs(where, params)
+        if self.dialect == "sqlite":
+            rows, runs = self._sqlite_info(runs)
+        else:
+            rows = self._connection.fetch(
+                # (key, run_uuid) is the primary key of tags: at most one parent per run.
+                f"{_INFO_SELECT}, p.value FROM runs r LEFT JOIN tags p ON p.run_uuid = r.run_uuid "
+                f"AND p.key = '{PARENT_TAG}' WHERE {where} ORDER BY r.start_time DESC, r.run_uuid",
+                params,
+            )
+        info = _info_frame(rows)
         if info.empty:
             return RunTable(info)
         index = pd.Index(info["run_id"], name="run_id")
-        param_frame = self._values("params", where, params, index, selection.params)
+        param_frame = self._values("params", runs, index, selection.params)
         if selection.tags is not None and selection.tags_unless_params:
             needed = [k for k in selection.tags_unless_params if k not in param_frame.columns]
             tags = tuple(dict.fromkeys(selection.tags + tuple(needed)))
@@ -233,60 +248,49 @@ class SqlReader:
         return RunTable(
             info,
             params=param_frame,
-            metrics=self._values("metrics", where, params, index, selection.metrics),
-            tags=self._tags(where, params, index, selection),
+            metrics=self._values("metrics", runs, index, selection.metrics),
+            tags=self._tags(runs, index, selection),
         )
 
-    def _info(self, where: str, params: dict[str, object]) -> pd.DataFrame:
+    def _sqlite_info(self, runs: _Runs) -> tuple[list[Any], _Runs]:
+        """The run list on SQLite, and how to read the rest of these runs.
+
+        SQLite would join the parent tag by one index search per run (as long as reading the
+        runs themselves); parent tags are few, so they are read on their own and matched here.
+        """
         rows = self._connection.fetch(
-            # (key, run_uuid) is the primary key of tags: at most one parent per run.
-            "SELECT r.run_uuid, r.name, r.experiment_id, r.status, r.start_time, r.end_time, "
-            f"p.value FROM runs r LEFT JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = "
-            f"'{PARENT_TAG}' WHERE {where} ORDER BY r.start_time DESC, r.run_uuid",
-            params,
+            f"{_INFO_SELECT} FROM runs r WHERE {runs.where} ORDER BY r.start_time DESC, r.run_uuid",
+            runs.params,
+        )
+        store_runs = int(self._connection.fetch("SELECT count(*) FROM runs", {})[0][0])
+        runs = _Runs(
+            runs.where, runs.params, whole_tables=_scans_whole_tables(len(rows), store_runs)
         )
         if not rows:
-            return empty_info()
-        info = pd.DataFrame(rows, columns=list(INFO_COLUMNS), dtype="object")
-        info["experiment_id"] = info["experiment_id"].astype(str)
-        info["start_ms"] = pd.to_numeric(info["start_ms"]).astype("float64")
-        info["end_ms"] = pd.to_numeric(info["end_ms"]).astype("float64")
-        return info
+            return rows, runs
+        sql, params = _keyed_select("tags", "x.value", runs, (PARENT_TAG,), use_index=True)
+        parents = dict(self._connection.fetch(sql, params))
+        return [(*row, parents.get(row[0])) for row in rows], runs
 
     def _values(
-        self,
-        kind: KeyKind,
-        where: str,
-        params: dict[str, object],
-        index: pd.Index,
-        keys: tuple[str, ...] | None,
+        self, kind: KeyKind, runs: _Runs, index: pd.Index, keys: tuple[str, ...] | None
     ) -> pd.DataFrame:
         if keys is not None and not keys:
             return pd.DataFrame(index=index)
-        key_clause, key_params = _in_clause("x.key", keys or (), "k") if keys else ("", {})
-        chunks = self._connection.stream(
-            f"SELECT x.run_uuid, x.key, {_VALUE_SQL.get(kind, 'x.value')} "
-            f"FROM {_TABLES[kind]} x JOIN runs r ON r.run_uuid = x.run_uuid WHERE {where}"
-            + (f" AND {key_clause}" if key_clause else ""),
-            {**params, **key_params},
-        )
+        value = f"x.key, {_VALUE_SQL.get(kind, 'x.value')}"
+        chunks = self._connection.stream(*_keyed_select(kind, value, runs, keys or ()))
         return pivot_chunks(chunks, index, numeric=kind == "metrics")
 
-    def _tags(
-        self, where: str, params: dict[str, object], index: pd.Index, selection: Selection
-    ) -> pd.DataFrame:
+    def _tags(self, runs: _Runs, index: pd.Index, selection: Selection) -> pd.DataFrame:
         if selection.tags is not None:
-            return self._values("tags", where, params, index, selection.tags)
+            return self._values("tags", runs, index, selection.tags)
         extra = ""
         extra_params: dict[str, object] = {}
         if selection.user_tags_only:
             skip, extra_params = _in_clause("x.key", BOOKKEEPING_TAGS, "b")
-            extra = f" AND substr(x.key, 1, 7) <> 'mlflow.' AND NOT {skip}"
-        chunks = self._connection.stream(
-            "SELECT x.run_uuid, x.key, x.value FROM tags x "
-            f"JOIN runs r ON r.run_uuid = x.run_uuid WHERE {where}{extra}",
-            {**params, **extra_params},
-        )
+            extra = f"substr(x.key, 1, 7) <> 'mlflow.' AND NOT {skip}"
+        sql, params = _keyed_select("tags", "x.key, x.value", runs, (), extra)
+        chunks = self._connection.stream(sql, {**params, **extra_params})
         return pivot_chunks(chunks, index)
 
     # ------------------------------------------------------------------ keys and history
@@ -384,6 +388,63 @@ class SqlReader:
 
 
 # ---------------------------------------------------------------------- SQL building
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """The selected runs as SQL: a ``WHERE`` clause on ``runs r`` and its bound values."""
+
+    where: str
+    params: dict[str, object]
+    whole_tables: bool = False
+    """Read their params, metrics and tags by scanning whole tables (see :func:`_keyed_select`)."""
+
+
+def _scans_whole_tables(selected: int, store_runs: int) -> bool:
+    """Whether a SQLite read of ``selected`` runs scans whole tables (:data:`WHOLE_TABLE_SHARE`)."""
+    return selected * WHOLE_TABLE_SHARE >= store_runs
+
+
+def _keyed_select(
+    table: KeyKind,
+    value: str,
+    runs: _Runs,
+    keys: Sequence[str],
+    extra: str = "",
+    *,
+    use_index: bool = False,
+) -> tuple[str, dict[str, object]]:
+    """``SELECT x.run_uuid, <value>`` of ``keys`` (every key if empty) of the selected runs.
+
+    With ``runs.whole_tables`` the table is read without the join to ``runs`` (and without its
+    key index unless ``use_index``, for rare keys): the pivot drops the rows of other runs. On
+    SQLite the join costs an index search and a row fetch per run and key, several times a
+    scanned row (two params of 100,000 runs: 0.6 s joined, 0.24 s scanned).
+    """
+    key_clause, key_params = _in_clause("x.key", keys, "k") if keys else ("", {})
+    if runs.whole_tables:
+        conditions = " AND ".join(c for c in (key_clause, extra) if c) or "1 = 1"
+        hint = "" if use_index else " NOT INDEXED"
+        return (
+            f"SELECT x.run_uuid, {value} FROM {_TABLES[table]} x{hint} WHERE {conditions}",
+            key_params,
+        )
+    conditions = " AND ".join(c for c in (runs.where, key_clause, extra) if c)
+    sql = (
+        f"SELECT x.run_uuid, {value} FROM {_TABLES[table]} x "
+        f"JOIN runs r ON r.run_uuid = x.run_uuid WHERE {conditions}"
+    )
+    return sql, {**runs.params, **key_params}
+
+
+def _info_frame(rows: list[Any]) -> pd.DataFrame:
+    if not rows:
+        return empty_info()
+    info = pd.DataFrame(rows, columns=list(INFO_COLUMNS), dtype="object")
+    info["experiment_id"] = info["experiment_id"].astype(str)
+    info["start_ms"] = pd.to_numeric(info["start_ms"]).astype("float64")
+    info["end_ms"] = pd.to_numeric(info["end_ms"]).astype("float64")
+    return info
 
 
 def _in_clause(column: str, values: Sequence[object], prefix: str) -> tuple[str, dict[str, object]]:

@@ -43,7 +43,8 @@ class WidePivot:
         known = positions >= 0
         for code, key in enumerate(uniques):
             chosen = (codes == code) & known
-            self._column(str(key))[positions[chosen]] = numbers[chosen]
+            if chosen.any():  # a key only runs outside the index have makes no column
+                self._column(str(key))[positions[chosen]] = numbers[chosen]
 
     def _column(self, key: str) -> np.ndarray:
         column = self._columns.get(key)
