@@ -6,11 +6,12 @@ Usage::
 
 Each round writes ``--runs`` runs shaped like a sweep scenario's (26 params, 49 metrics, 13
 tags, a ``config.json`` and a dataset input) into the spool without delivering them
-(``EMSTRACK_DELIVERY=spool``), copies the spool, and delivers one copy with
-:func:`emstrack._delivery.orphans.deliver` per run and the other with
-:func:`emstrack._delivery.batched.deliver_many`, each into its own warm store. Printed: CPU
-milliseconds per run of this process for both (the database work is in-process for SQLite),
-wall milliseconds, and the ratio. Goal: a run's delivery costs a few percent of a one-day
+(``EMSTRACK_DELIVERY=spool``), copies the spool three times and delivers the copies, each into
+its own warm store: with :func:`emstrack._delivery.orphans.deliver` run by run (MLflow's calls),
+with :func:`emstrack._delivery.batched.deliver_many`, and with ``emstrack.sync`` (which sends
+the finished runs it finds together). Printed per way: CPU milliseconds per run of this process
+(the database work is in-process for SQLite), wall milliseconds, and the CPU ratio to one by
+one. Goal: a run's delivery costs a few percent of a one-day
 optimization (about 70 ms here).
 """
 
@@ -23,6 +24,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from emstrack._delivery.orphans import Outcome
 
 
 def write_runs(spool: Path, uri: str, count: int) -> None:
@@ -40,18 +43,23 @@ def write_runs(spool: Path, uri: str, count: int) -> None:
             run.log_dataset(frame, name="household", context="optimization")
 
 
-def measure(spool: Path, uri: str, batched: bool) -> tuple[float, float]:
+KINDS = {"one": "one by one", "batch": "batched", "sync": "emstrack sync"}
+
+
+def measure(spool: Path, uri: str, kind: str) -> tuple[float, float]:
+    import emstrack
     from emstrack._delivery import batched as batched_delivery
     from emstrack._delivery.orphans import deliver
 
     folders = sorted(path for path in spool.iterdir() if not path.name.startswith("."))
     cpu, wall = time.process_time(), time.perf_counter()
-    if batched:
-        outcomes = batched_delivery.deliver_many(folders, uri)
+    if kind == "batch":
+        sent = list(batched_delivery.deliver_many(folders, uri).values()).count(Outcome.SENT)
+    elif kind == "sync":
+        sent = len(emstrack.sync(spool, tracking_uri=uri).sent)
     else:
-        outcomes = {folder: deliver(folder, uri) for folder in folders}
+        sent = [deliver(folder, uri) for folder in folders].count(Outcome.SENT)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    sent = sum(outcome.value == "sent" for outcome in outcomes.values())
     assert sent == len(folders), f"{sent} of {len(folders)} sent"
     return 1000 * cpu / len(folders), 1000 * wall / len(folders)
 
@@ -66,14 +74,14 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-batched-"))
     source = folder / "source"
     os.environ["EMSTRACK_SPOOL_DIR"] = str(source)
-    uris = {kind: f"sqlite:///{folder / kind}.db" for kind in ("one", "batch")}
-    # Warm both stores (schema, experiment) so that only delivery is measured.
+    uris = {kind: f"sqlite:///{folder / kind}.db" for kind in KINDS}
+    # Warm every store (schema, experiment) so that only delivery is measured.
     for kind, uri in uris.items():
         write_runs(source, uri, 2)
         spool = folder / f"warm-{kind}"
         shutil.move(str(source), spool)
-        measure(spool, uri, batched=kind == "batch")
-    results: dict[str, list[tuple[float, float]]] = {"one": [], "batch": []}
+        measure(spool, uri, kind)
+    results: dict[str, list[tuple[float, float]]] = {kind: [] for kind in KINDS}
     for _ in range(args.rounds):
         write_runs(source, "sqlite:///unused.db", args.runs)
         copies = {kind: folder / f"round-{kind}" for kind in uris}
@@ -81,20 +89,16 @@ def main() -> None:
             shutil.rmtree(copy, ignore_errors=True)
             shutil.copytree(source, copy)
         shutil.rmtree(source)
-        for kind in ("one", "batch"):  # side by side, same runs
-            results[kind].append(measure(copies[kind], uris[kind], batched=kind == "batch"))
-    one_cpu = statistics.median(cpu for cpu, _ in results["one"])
-    batch_cpu = statistics.median(cpu for cpu, _ in results["batch"])
-    one_wall = statistics.median(wall for _, wall in results["one"])
-    batch_wall = statistics.median(wall for _, wall in results["batch"])
+        for kind in KINDS:  # side by side, same runs
+            results[kind].append(measure(copies[kind], uris[kind], kind))
+    cpu = {kind: statistics.median(c for c, _ in results[kind]) for kind in KINDS}
+    wall = {kind: statistics.median(w for _, w in results[kind]) for kind in KINDS}
     print(f"load average: {os.getloadavg()[0]:.1f} (2 cores)")
     print(f"{args.runs} runs x {args.rounds} rounds; medians per run")
-    print(f"{'delivery':<12} {'CPU ms':>8} {'wall ms':>8}")
-    print(f"{'one by one':<12} {one_cpu:8.2f} {one_wall:8.2f}")
-    print(f"{'batched':<12} {batch_cpu:8.2f} {batch_wall:8.2f}")
-    print(
-        f"batched / one by one: CPU {batch_cpu / one_cpu:.3f}x, wall {batch_wall / one_wall:.3f}x"
-    )
+    print(f"{'delivery':<14} {'CPU ms':>8} {'wall ms':>8} {'CPU vs one by one':>18}")
+    for kind, label in KINDS.items():
+        ratio = cpu[kind] / cpu["one"]
+        print(f"{label:<14} {cpu[kind]:8.2f} {wall[kind]:8.2f} {ratio:17.3f}x")
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -137,6 +137,26 @@ def test_a_batch_stores_what_one_by_one_delivery_stores(two_stores: Any, tmp_pat
     assert statuses == ["FAILED"] + ["FINISHED"] * 5
 
 
+def test_sync_stores_what_one_by_one_delivery_stores(two_stores: Any, tmp_path: Path) -> None:
+    """``emstrack sync`` sends a spool's finished runs together: the same runs, exactly once."""
+    store, other_uri, other_spool = two_stores
+    for folder in _folders(store.spool):
+        assert deliver(folder, store.uri) is Outcome.SENT
+
+    report = emstrack.sync(other_spool, tracking_uri=other_uri)
+
+    assert len(report.sent) == 6
+    assert (report.failed, report.skipped, report.quarantined) == ([], [], [])
+    assert sorted(run.status for run in report.sent) == ["FAILED"] + ["FINISHED"] * 5
+    assert _folders(other_spool) == []
+    expected = _comparable(store.uri, tmp_path / "scratch-one")
+    got = _comparable(other_uri, tmp_path / "scratch-sync")
+    assert {key: _named(run) for key, run in got.items()} == {
+        key: _named(run) for key, run in expected.items()
+    }
+    assert emstrack.sync(other_spool, tracking_uri=other_uri).sent == []
+
+
 def test_a_dataset_is_shared_by_the_runs_of_a_batch(two_stores: Any) -> None:
     store, _, _ = two_stores
     deliver_many(_folders(store.spool), store.uri)

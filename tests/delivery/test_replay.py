@@ -135,6 +135,31 @@ class TestLiveAndAbandoned:
         assert run.info.end_time == max(point[3] for point in entry["metrics"])
         assert store.spooled() == []
 
+    def test_finished_runs_are_sent_together_beside_an_abandoned_one(self, store, monkeypatch):
+        """A killed run and five finished ones: one sync stores each exactly once."""
+        run_id = crash_a_run(store, store.uri)
+        monkeypatch.setenv("EMSTRACK_DELIVERY", "spool")
+        for index in range(5):
+            with tracked_run(f"r{index}", experiment="crash", params={"i": index}) as run:
+                run.log_metrics({"m": float(index)})
+        assert len(store.spooled()) == 6
+
+        report = emstrack.sync()
+
+        assert sorted(run.name for run in report.sent) == ["crashed", "r0", "r1", "r2", "r3", "r4"]
+        assert report.failed == []
+        assert store.spooled() == []
+        runs = {run.info.run_name: run for run in store.runs("crash")}
+        assert len(runs) == 6
+        assert (runs["crashed"].info.run_id, runs["crashed"].info.status) == (run_id, "KILLED")
+        for index in range(5):
+            finished = runs[f"r{index}"]
+            assert finished.info.status == "FINISHED"
+            assert finished.data.params == {"i": str(index)}
+            assert finished.data.metrics == {"m": float(index)}
+        assert emstrack.sync().sent == []
+        assert len(store.runs("crash")) == 6
+
     def test_abandoned_run_with_a_torn_last_line(self, store):
         """A crash in the middle of writing an event: sync still closes and ships the run."""
         crash_a_run(store, f"http://127.0.0.1:{free_port()}")

@@ -73,36 +73,7 @@ def deliver_many(
     Fewer than ``min_batch`` entries go one by one (a lone run of a pipeline takes MLflow's
     own calls; a sweep's driver batches even one).
     """
-    outcomes: dict[Path, Outcome] = {}
-    one_by_one: list[Path] = []
-    store = get_store(uri)
-    sql = _sql_store(store) if len(folders) >= min_batch else None
-    if sql is None:
-        one_by_one = list(folders)
-    else:
-        held: list[_Prepared] = []  # locked, not yet written: let go whatever happens
-        try:
-            for folder in folders:
-                found = _prepare(folder)
-                if isinstance(found, Outcome):
-                    outcomes[folder] = found
-                elif found is None:
-                    one_by_one.append(folder)
-                else:
-                    held.append(found)
-            while held:
-                chunk, held = held[:MAX_BATCH_RUNS], held[MAX_BATCH_RUNS:]
-                written = _write(store, sql, chunk, on_error)
-                for item in chunk:
-                    sent = item.entry.folder in written
-                    if sent:
-                        outcomes[item.entry.folder] = Outcome.SENT
-                    else:
-                        one_by_one.append(item.entry.folder)
-                    _let_go(item, remove=sent)
-        finally:
-            for item in held:
-                _let_go(item, remove=False)
+    outcomes, one_by_one = deliver_together(folders, uri, on_error=on_error, min_batch=min_batch)
     for folder in one_by_one:
         try:
             outcomes[folder] = deliver(folder, uri, on_error=on_error)
@@ -111,6 +82,50 @@ def deliver_many(
                 on_error(folder, error)
             outcomes[folder] = Outcome.KEPT
     return outcomes
+
+
+def deliver_together(
+    folders: Sequence[Path],
+    uri: str,
+    *,
+    on_error: ErrorHook | None = None,
+    min_batch: int = 2,
+) -> tuple[dict[Path, Outcome], list[Path]]:
+    """The batched part of :func:`deliver_many`: ``(outcomes, folders left to the caller)``.
+
+    ``outcomes`` holds the entries settled here (``SENT``, or ``GONE``/``BUSY`` when another
+    process has or holds them); every other folder is left, untouched, for the one-by-one way.
+    """
+    outcomes: dict[Path, Outcome] = {}
+    store = get_store(uri)
+    sql = _sql_store(store) if len(folders) >= min_batch else None
+    if sql is None:
+        return outcomes, list(folders)
+    left: list[Path] = []
+    held: list[_Prepared] = []  # locked, not yet written: let go whatever happens
+    try:
+        for folder in folders:
+            found = _prepare(folder)
+            if isinstance(found, Outcome):
+                outcomes[folder] = found
+            elif found is None:
+                left.append(folder)
+            else:
+                held.append(found)
+        while held:
+            chunk, held = held[:MAX_BATCH_RUNS], held[MAX_BATCH_RUNS:]
+            written = _write(store, sql, chunk, on_error)
+            for item in chunk:
+                sent = item.entry.folder in written
+                if sent:
+                    outcomes[item.entry.folder] = Outcome.SENT
+                else:
+                    left.append(item.entry.folder)
+                _let_go(item, remove=sent)
+    finally:
+        for item in held:
+            _let_go(item, remove=False)
+    return outcomes, left
 
 
 def _sql_store(store: Store) -> Any:
