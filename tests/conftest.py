@@ -98,8 +98,22 @@ def template_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
         capture_output=True,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        cwd=folder,  # MLflow roots the Default experiment's artifacts in the working directory
     )
     return database
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run the session in a temporary working directory.
+
+    MLflow puts the artifacts of an experiment it creates in a SQLite store under ``./mlruns``
+    of the working directory; without this, stores of module fixtures and benchmarks-like tests
+    would leave them in the checkout.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("cwd"))
+        yield
 
 
 @pytest.fixture
