@@ -288,7 +288,8 @@ class TestBestRunInSql:
 def test_postgresql_reads_equal_search_runs_and_rank_as_pandas(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """On PostgreSQL, with 2-row chunks: SQL reader == client reader, best_run_id == pandas."""
+    """On PostgreSQL, with 2-row chunks, runs joined or whole tables read: SQL reader == client
+    reader, best_run_id == pandas."""
     from helpers.postgres import PostgresCluster
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -300,13 +301,17 @@ def test_postgresql_reads_equal_search_runs_and_rank_as_pandas(
         try:
             assert sql.dialect == "postgresql"
             ids = list(sql.experiment_ids(["ranked"]).values())
-            for selection in (ALL, USER, Selection(params=(), metrics=("score",), tags=())):
-                for filter_string in ("", "metrics.score < 9"):
-                    got = sql.read(ids, filter_string, selection)
-                    expected = client.read(ids, filter_string, selection)
-                    assert list(got.info["run_id"]) == list(expected.info["run_id"])
-                    pd.testing.assert_frame_equal(got.metrics, expected.metrics)
-                    pd.testing.assert_frame_equal(got.tags, expected.tags)
+            selections = (ALL, USER, Selection(params=(), metrics=("score",), tags=()))
+            for share in (0, 10**9):  # runs joined, then whole tables read
+                monkeypatch.setattr(_sql, "WHOLE_TABLE_SHARE", share)
+                for selection in selections:
+                    for filter_string in ("", "metrics.score < 9"):
+                        got = sql.read(ids, filter_string, selection)
+                        expected = client.read(ids, filter_string, selection)
+                        assert list(got.info["run_id"]) == list(expected.info["run_id"])
+                        pd.testing.assert_frame_equal(got.params, expected.params)
+                        pd.testing.assert_frame_equal(got.metrics, expected.metrics)
+                        pd.testing.assert_frame_equal(got.tags, expected.tags)
             rank_both_ways(sql, "ranked")
         finally:
             sql.close()
