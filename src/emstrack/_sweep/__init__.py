@@ -100,7 +100,7 @@ def sweep(
     with _store_calls(uri):
         client = open_client(uri)
         exp_id = experiment_id(client, name, create=not dry_run)
-        plan = make_plan(tasks, stored_runs(client, exp_id), retry_failed=retry_failed)
+        plan = make_plan(tasks, stored_runs(client, exp_id, uri), retry_failed=retry_failed)
         report.planned = len(plan.to_run)
         report.skipped = len(plan.finished)
         report.failed_kept = len(plan.failed)
@@ -141,7 +141,7 @@ def sweep(
     if plan.to_run:
         try:
             with _store_calls(uri, "to tidy up after the sweep"):
-                report.superseded += tidy(client, exp_id, {p.task.key for p in plan.to_run})
+                report.superseded += tidy(client, exp_id, uri, {p.task.key for p in plan.to_run})
         except StoreUnavailableError as error:
             # Every scenario ran and its run is stored or kept: the report matters more. The
             # next sweep's planning supersedes any extra attempt instead.

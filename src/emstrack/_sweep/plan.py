@@ -103,10 +103,47 @@ def experiment_id(client: MlflowClient, name: str, create: bool) -> str | None:
         return str(found.experiment_id)
 
 
-def stored_runs(client: MlflowClient, experiment: str | None) -> list[StoredRun]:
-    """Every live run of the experiment that holds a scenario key, oldest first."""
+def stored_runs(client: MlflowClient, experiment: str | None, uri: str) -> list[StoredRun]:
+    """Every live run of the experiment that holds a scenario key, oldest first.
+
+    On a SQL store MLflow's tables are read directly (:mod:`emstrack.analysis`: the two tags
+    and the run's status and start only); ``search_runs`` would load every run's params,
+    metrics and tags, 0.6 s for 240 runs against 0.02 s. Other stores are searched by tag.
+    """
+    from ..analysis._reader import is_sql_uri
+
     if experiment is None:
         return []
+    found = _stored_in_sql(uri, experiment) if is_sql_uri(uri) else _searched(client, experiment)
+    return sorted(found, key=lambda run: (run.start_time, run.run_id))
+
+
+def _stored_in_sql(uri: str, experiment: str) -> list[StoredRun]:
+    from ..analysis._open import open_reader
+    from ..analysis._reader import Selection
+
+    wanted = Selection(params=(), metrics=(), tags=(SCENARIO_KEY_TAG, INCOMPLETE_TAG))
+    with open_reader(uri) as reader:
+        table = reader.read([experiment], None, wanted)
+    if SCENARIO_KEY_TAG not in table.tags.columns:
+        return []
+    keys = table.tags[SCENARIO_KEY_TAG].tolist()
+    incomplete = (
+        table.tags[INCOMPLETE_TAG].tolist()
+        if INCOMPLETE_TAG in table.tags.columns
+        else [None] * len(keys)
+    )
+    info = table.info
+    return [
+        StoredRun(run_id, key, status, 0 if start != start else int(start), flag == "true")
+        for run_id, status, start, key, flag in zip(
+            info["run_id"], info["status"], info["start_ms"], keys, incomplete, strict=True
+        )
+        if isinstance(key, str) and key
+    ]
+
+
+def _searched(client: MlflowClient, experiment: str) -> list[StoredRun]:
     from mlflow.entities import ViewType
 
     found: list[StoredRun] = []
@@ -134,7 +171,7 @@ def stored_runs(client: MlflowClient, experiment: str | None) -> list[StoredRun]
         token = page.token
         if not token:
             break
-    return sorted(found, key=lambda run: (run.start_time, run.run_id))
+    return found
 
 
 def make_plan(
@@ -180,10 +217,12 @@ def supersede(client: MlflowClient, runs: Iterable[StoredRun]) -> int:
     return count
 
 
-def tidy(client: MlflowClient, experiment: str | None, keys: set[str] | None = None) -> int:
+def tidy(
+    client: MlflowClient, experiment: str | None, uri: str, keys: set[str] | None = None
+) -> int:
     """Supersede extra runs of scenarios that have a FINISHED run (e.g. a Dask retry's orphan)."""
     runs: dict[str, list[StoredRun]] = {}
-    for run in stored_runs(client, experiment):
+    for run in stored_runs(client, experiment, uri):
         if keys is None or run.key in keys:
             runs.setdefault(run.key, []).append(run)
     extra: list[StoredRun] = []
