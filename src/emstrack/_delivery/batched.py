@@ -128,9 +128,14 @@ def deliver_together(
     return outcomes, left
 
 
+def takes_batches(uri: str) -> bool:
+    """Whether runs for ``uri`` can be written together: a SQLite, PostgreSQL or MySQL store."""
+    return uri.split(":", 1)[0].split("+", 1)[0] in {"sqlite", "postgresql", "mysql"}
+
+
 def _sql_store(store: Store) -> Any:
     """MLflow's SQLAlchemy store behind ``store``, or ``None`` (HTTP, Databricks, file)."""
-    if store.uri.split(":", 1)[0].split("+", 1)[0] not in {"sqlite", "postgresql", "mysql"}:
+    if not takes_batches(store.uri):
         return None
     try:
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore

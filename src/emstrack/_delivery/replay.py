@@ -159,7 +159,7 @@ def _sync_together(
     one, a run the store or MLflow's validators refuse, an HTTP store) is left to
     :func:`_replay`, with its errors, retries and quarantine.
     """
-    from .batched import deliver_together
+    from .batched import deliver_together, takes_batches
     from .orphans import Outcome, has_ended
 
     by_store: dict[str, list[SpoolEntry]] = {}
@@ -168,9 +168,9 @@ def _sync_together(
             start = entry.start_event()
         except (OSError, ValueError):
             continue
-        if start.get("parent") or not has_ended(entry):
-            continue
-        by_store.setdefault(tracking_uri or start["uri"], []).append(entry)
+        uri = tracking_uri or start["uri"]
+        if takes_batches(uri) and not start.get("parent") and has_ended(entry):
+            by_store.setdefault(uri, []).append(entry)
     sent: set[Path] = set()
     for uri, group in by_store.items():
         described = {entry.folder: _describe(entry, in_progress=False) for entry in group}
