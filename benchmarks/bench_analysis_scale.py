@@ -246,8 +246,9 @@ def main() -> None:
     )
     parser.add_argument("--calls", nargs="+", default=list(CALLS), choices=list(CALLS))
     args = parser.parse_args()
-    folder = args.reuse or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    folder = args.reuse.resolve() if args.reuse else Path(tempfile.mkdtemp(prefix="bench-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
+    os.chdir(folder)  # MLflow puts a new experiment's artifacts under ./mlruns: keep them here
     table: list[tuple[str, int, str, float, float, float, float]] = []
     for backend in args.backends:
         cluster = None

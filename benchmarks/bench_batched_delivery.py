@@ -72,6 +72,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ["EMSTRACK_DELIVERY"] = "spool"
     folder = Path(tempfile.mkdtemp(prefix="bench-batched-"))
+    os.chdir(folder)  # MLflow puts a new experiment's artifacts under ./mlruns: keep them here
     source = folder / "source"
     os.environ["EMSTRACK_SPOOL_DIR"] = str(source)
     uris = {kind: f"sqlite:///{folder / kind}.db" for kind in KINDS}

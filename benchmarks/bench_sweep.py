@@ -85,6 +85,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     spec = grid(args.buildings, args.days, args.n_days)
     folder = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    os.chdir(folder)  # MLflow puts a new experiment's artifacts under ./mlruns: keep them here
     rows = []
     for name in args.executors:
         executor, workers = name.split("-")[0], int(name.split("-")[1])
