@@ -8,13 +8,21 @@ from __future__ import annotations
 import urllib.parse
 from pathlib import Path
 
-__all__ = ["KNOWN_SCHEMES", "redact_uri", "sqlite_path", "unsupported_scheme"]
+__all__ = ["KNOWN_SCHEMES", "is_sql_uri", "redact_uri", "sqlite_path", "unsupported_scheme"]
 
 #: URI schemes MLflow's tracking client knows (``postgresql+psycopg2`` counts as ``postgresql``).
 KNOWN_SCHEMES = frozenset(
     {"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https"}
     | {"databricks", "databricks-uc", "uc"}
 )
+
+_SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql"})
+
+
+def is_sql_uri(uri: str) -> bool:
+    """Whether ``uri`` names a SQL database (SQLite, PostgreSQL, MySQL) behind MLflow's store."""
+    scheme = uri.partition(":")[0].partition("+")[0].lower()
+    return scheme in _SQL_SCHEMES
 
 
 def redact_uri(uri: str) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .._tags import RUN_KEY_TAG
+from .._uris import is_sql_uri
 from .orphans import CREATE_LOCK_FILE, Outcome, deliver, for_store, has_ended
 from .shipping import UnsentRecords, done_with, forget_waiting, open_runs
 from .spool import EVENTS_FILE, SpoolEntry
@@ -128,14 +129,9 @@ def deliver_together(
     return outcomes, left
 
 
-def takes_batches(uri: str) -> bool:
-    """Whether runs for ``uri`` can be written together: a SQLite, PostgreSQL or MySQL store."""
-    return uri.split(":", 1)[0].split("+", 1)[0] in {"sqlite", "postgresql", "mysql"}
-
-
 def _sql_store(store: Store) -> Any:
     """MLflow's SQLAlchemy store behind ``store``, or ``None`` (HTTP, Databricks, file)."""
-    if not takes_batches(store.uri):
+    if not is_sql_uri(store.uri):
         return None
     try:
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import _settings
 from .._errors import describe
+from .._uris import is_sql_uri
 from . import background as _background
 from .quiet import quiet
 from .shipping import done_with, ship
@@ -159,7 +160,7 @@ def _sync_together(
     one, a run the store or MLflow's validators refuse, an HTTP store) is left to
     :func:`_replay`, with its errors, retries and quarantine.
     """
-    from .batched import deliver_together, takes_batches
+    from .batched import deliver_together
     from .orphans import Outcome, has_ended
 
     by_store: dict[str, list[SpoolEntry]] = {}
@@ -169,7 +170,7 @@ def _sync_together(
         except (OSError, ValueError):
             continue
         uri = tracking_uri or start["uri"]
-        if takes_batches(uri) and not start.get("parent") and has_ended(entry):
+        if is_sql_uri(uri) and not start.get("parent") and has_ended(entry):
             by_store.setdefault(uri, []).append(entry)
     sent: set[Path] = set()
     for uri, group in by_store.items():

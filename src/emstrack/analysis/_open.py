@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._reader import Reader, is_sql_uri
+from .._uris import is_sql_uri
+from ._reader import Reader
 
 __all__ = ["open_reader"]
 

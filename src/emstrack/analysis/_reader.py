@@ -36,7 +36,6 @@ __all__ = [
     "RunTable",
     "Selection",
     "empty_info",
-    "is_sql_uri",
     "pivot",
 ]
 
@@ -53,7 +52,6 @@ INFO_COLUMNS = (
     "end_ms",
     "parent_run_id",
 )
-_SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres", "mysql"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +154,6 @@ class Reader(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
-
-
-def is_sql_uri(uri: str) -> bool:
-    """Whether ``uri`` names a database that the SQL reader reads directly."""
-    scheme = uri.partition(":")[0].partition("+")[0].lower()
-    return scheme in _SQL_SCHEMES
 
 
 def empty_info() -> pd.DataFrame:
