@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import emstrack
-from emstrack._delivery.batched import deliver_many
+from emstrack._delivery.batched import deliver_many, deliver_together
 from emstrack._delivery.orphans import Outcome, deliver
 from emstrack._delivery.spool import SpoolEntry
 from helpers.servers import all_runs, snapshot
@@ -250,6 +250,33 @@ def test_a_run_mlflow_refuses_goes_one_by_one_and_is_kept(store: Any, monkeypatc
     shutil.rmtree(folders[0])
 
 
+@pytest.mark.parametrize(
+    "point", ['["x",true,0,5]', '["x",1.0,0,-5]'], ids=["bool value", "negative timestamp"]
+)
+def test_a_known_metric_name_does_not_let_a_bad_value_through(
+    store: Any, monkeypatch: Any, point: str
+) -> None:
+    """The names MLflow accepted are remembered; each value is still checked as MLflow does."""
+    monkeypatch.setenv("EMSTRACK_DELIVERY", "spool")
+    for name in ("known", "good", "odd"):
+        with emstrack.tracked_run(name, experiment=EXPERIMENT) as run:
+            run.log_metrics({"x": 1.0})
+    known, *folders = _folders(store.spool)
+    assert deliver_many([known], store.uri, min_batch=1)[known] is Outcome.SENT
+    events = folders[1] / "run.jsonl"
+    lines = events.read_text().splitlines()
+    lines.insert(1, '{"e":"metrics","metrics":[' + point + "]}")
+    events.write_text("\n".join(lines) + "\n")
+
+    outcomes, left = deliver_together(folders, store.uri)
+
+    assert outcomes == {folders[0]: Outcome.SENT}
+    assert left == [folders[1]]  # for the one-by-one path, which says why
+    assert SpoolEntry(folders[1]).exists()
+    assert {run.info.run_name for run in all_runs(store.uri, EXPERIMENT)} == {"known", "good"}
+    shutil.rmtree(folders[1])
+
+
 def test_flush_delivers_runs_left_in_the_spool_together(store: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("EMSTRACK_DELIVERY", "spool")
     for index in range(5):
@@ -302,3 +329,44 @@ def test_a_spooled_runs_id_delivers_it(store: Any, monkeypatch: Any) -> None:
     assert run_id is not None
     assert store.client.get_run(run_id).data.metrics == {"x": 1.0}
     assert _folders(store.spool) == []
+
+
+@pytest.mark.parametrize(
+    ("artifact_uri", "folder"),
+    [
+        ("/srv/mlruns/1/abc/artifacts", "/srv/mlruns/1/abc/artifacts"),
+        ("file:///srv/mlruns/1/abc/artifacts", "/srv/mlruns/1/abc/artifacts"),
+        ("file://localhost/srv/a%20b/artifacts", "/srv/a b/artifacts"),
+        ("file://elsewhere/srv/artifacts", None),
+        ("mlflow-artifacts:/1/abc/artifacts", None),
+        ("s3://bucket/1/abc/artifacts", None),
+        ("relative/artifacts", None),
+    ],
+)
+def test_only_local_artifact_roots_are_copied_straight(artifact_uri: str, folder: Any) -> None:
+    from emstrack._delivery.batched import _local_folder
+
+    found = _local_folder(artifact_uri)
+    assert (None if found is None else found.as_posix()) == folder
+
+
+@pytest.mark.parametrize(
+    ("artifact_dir", "target"),
+    [
+        (None, "/root"),
+        ("", "/root"),
+        ("notes", "/root/notes"),
+        ("a/b", "/root/a/b"),
+        ("../escape", None),
+        ("a/../../escape", None),
+        ("/absolute", None),
+        ("a\\..\\b", None),
+    ],
+)
+def test_a_path_mlflow_would_question_goes_through_its_repository(
+    artifact_dir: Any, target: Any
+) -> None:
+    from emstrack._delivery.batched import _local_target
+
+    found = _local_target(Path("/root"), artifact_dir)
+    assert (None if found is None else found.as_posix()) == target

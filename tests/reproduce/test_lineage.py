@@ -179,3 +179,22 @@ def test_a_file_changed_between_runs_gets_its_new_digest(store, tmp_path):
     assert digest_of_a_run() == first
     write(2.0)
     assert digest_of_a_run() != first
+
+
+def test_a_remembered_description_is_the_one_the_frame_would_get():
+    """Schema and profile are remembered per digest and index dtype: the same instants in
+    another time zone keep their own profile times, and a remembered event equals a fresh one."""
+    from emstrack._capture import dataset_event as events
+
+    berlin = ems.load_building(BUILDING).hourly
+    utc = berlin.tz_convert("UTC")
+    assert frame_digest(berlin) == frame_digest(utc)
+    events._descriptions.clear()
+    first = json.loads(datasets.dataset_event(berlin, "b", "s")["profile"])
+    other = json.loads(datasets.dataset_event(utc, "b", "s")["profile"])
+    assert first["time_start"] == berlin.index.min().isoformat()
+    assert other["time_start"] == utc.index.min().isoformat()
+    assert first["time_start"] != other["time_start"]
+    remembered = datasets.dataset_event(berlin, "b", "s", "optimization")
+    events._descriptions.clear()
+    assert remembered == datasets.dataset_event(berlin, "b", "s", "optimization")

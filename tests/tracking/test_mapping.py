@@ -263,6 +263,34 @@ class TestOutputs:
         dated = pd.DataFrame({"cost": [5.0]}, index=pd.to_datetime(["2026-01-01"]))
         assert map_outputs(dated, REDACTOR).metrics == [("cost", 5.0, 0)]
 
+    def test_a_repeated_frame_column_is_named_and_only_the_first_logged(self):
+        frame = pd.DataFrame([[1.0, 2.0, 3], [4.0, 5.0, 6]], columns=["cost", "cost", "kwh"])
+        mapped = map_outputs(frame, REDACTOR)
+        assert sorted(mapped.metrics) == [
+            ("cost", 1.0, 0),
+            ("cost", 4.0, 1),
+            ("kwh", 3.0, 0),
+            ("kwh", 6.0, 1),
+        ]
+        assert "same name came first" in mapped.unlogged["cost"]
+
+    def test_nullable_and_arrow_columns_keep_the_column_by_column_path(self):
+        frame = pd.DataFrame(
+            {
+                "cost": [1.0, 2.0],
+                "count": pd.array([1, 2], dtype="Int64"),
+                "share": pd.array([0.5, 0.25], dtype="float64[pyarrow]"),
+            }
+        )
+        assert sorted(map_outputs(frame, REDACTOR).metrics) == [
+            ("cost", 1.0, 0),
+            ("cost", 2.0, 1),
+            ("count", 1.0, 0),
+            ("count", 2.0, 1),
+            ("share", 0.25, 1),
+            ("share", 0.5, 0),
+        ]
+
     def test_numeric_columns_map_as_every_value_would(self):
         """Numeric columns (the fast path) give what mapping each value on its own gives."""
         frame = pd.DataFrame(

@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
-
-from filelock import FileLock, Timeout
 
 from .._tags import RUN_KEY_TAG
 from .._uris import is_sql_uri
+from .locks import EntryLock
 from .orphans import CREATE_LOCK_FILE, Outcome, deliver, for_store, has_ended
 from .shipping import UnsentRecords, done_with, forget_waiting, open_runs
 from .spool import EVENTS_FILE, SpoolEntry
@@ -54,7 +57,7 @@ class _Prepared:
     """One run ready to be written: its entry (locked) and its rows."""
 
     entry: SpoolEntry
-    create_lock: FileLock
+    create_lock: EntryLock
     experiment: str
     start: dict[str, Any]
     records: UnsentRecords
@@ -154,25 +157,27 @@ def _prepare(folder: Path) -> _Prepared | Outcome | None:
             return Outcome.BUSY if entry.exists() else Outcome.GONE
     except OSError:
         return Outcome.BUSY if entry.exists() else Outcome.GONE
-    create_lock = FileLock(folder / CREATE_LOCK_FILE, thread_local=False)
+    create_lock = EntryLock(folder / CREATE_LOCK_FILE)
     try:
-        create_lock.acquire(timeout=0)
-    except Timeout:
+        taken = create_lock.acquire(0)
+    except OSError:
+        taken = False
+    if not taken:
         entry.release()
-        return Outcome.BUSY
+        return Outcome.BUSY if entry.exists() else Outcome.GONE
     item = None
     try:
         item = _read(entry, create_lock)
     except Exception:
         item = None
     if item is None:
-        create_lock.release(force=True)
+        create_lock.release()
         entry.release()
         entry.close()
     return item
 
 
-def _read(entry: SpoolEntry, create_lock: FileLock) -> _Prepared | None:
+def _read(entry: SpoolEntry, create_lock: EntryLock) -> _Prepared | None:
     state = entry.load_state()
     if state.run_id is not None or state.create_attempted or state.offset:
         return None
@@ -192,7 +197,7 @@ def _let_go(item: _Prepared, *, remove: bool) -> None:
         entry.remove()
         done_with(entry.key)
     with contextlib.suppress(Exception):
-        item.create_lock.release(force=True)
+        item.create_lock.release()
     entry.release()
     entry.close()
 
@@ -268,7 +273,6 @@ class _Rows:
         # (experiment id, name, digest) -> dataset event, for the runs' inputs
         self._wanted: dict[tuple[int, str, str], dict[str, Any]] = {}
         self._uses: list[tuple[str, tuple[int, str, str], str | None]] = []
-        self._artifact_roots: dict[str, str] = {}
 
     def add(self, store: Store, item: _Prepared) -> None:
         """Validate one run's records with MLflow's own rules and add its rows."""
@@ -285,8 +289,9 @@ class _Rows:
         tags.setdefault(_RUN_NAME_TAG, name)
         name = tags[_RUN_NAME_TAG]
         metrics = list(dict.fromkeys(Metric(k, v, ts, step) for k, v, step, ts in records.metrics))
+        _validate_metrics(metrics)
         _, params, run_tags = _validate_batch_log_data(  # type: ignore[no-untyped-call]
-            metrics,
+            [],
             [Param(k, v) for k, v in records.params.items()],
             [RunTag(k, v) for k, v in tags.items()],
         )
@@ -294,7 +299,7 @@ class _Rows:
         _validate_dataset_inputs(datasets)
 
         run_id = uuid.uuid4().hex
-        root = self._artifact_root(store, experiment_id)
+        root = store.artifact_root(experiment_id)
         item.artifact_uri = append_to_uri_path(root, run_id, "artifacts")  # type: ignore[no-untyped-call]
         item.run_id = run_id
         self.runs.append(
@@ -345,13 +350,6 @@ class _Rows:
             wanted = (int(experiment_id), event["name"], event["digest"])
             self._wanted.setdefault(wanted, event)
             self._uses.append((run_id, wanted, event.get("context")))
-
-    def _artifact_root(self, store: Store, experiment_id: str) -> str:
-        root = self._artifact_roots.get(experiment_id)
-        if root is None:
-            experiment = store.call(store.client.get_experiment, experiment_id)
-            root = self._artifact_roots[experiment_id] = experiment.artifact_location
-        return root
 
     def link_datasets(self, store: Store, sql: Any) -> None:
         """Reuse the experiment's datasets of the same name and digest; create the others."""
@@ -426,6 +424,33 @@ class _Rows:
                     connection.execute(model.__table__.insert(), rows)
 
 
+_MAX_VALID_KEYS = 10_000
+_valid_metric_keys: set[str] = set()
+
+
+def _validate_metrics(metrics: Iterable[Any]) -> None:
+    """MLflow's check of each metric (raises its ``MlflowException``), its name checked once.
+
+    A name's validity depends on the name alone, and a sweep logs the same fifty names in every
+    run: a metric whose name passed before and whose value, timestamp and step have the types
+    MLflow wants needs no second look.
+    """
+    from mlflow.utils.validation import _validate_metric
+
+    for metric in metrics:
+        if (
+            metric.key in _valid_metric_keys
+            and type(metric.value) in (float, int)
+            and type(metric.timestamp) is int
+            and metric.timestamp >= 0
+            and type(metric.step) is int
+        ):
+            continue
+        _validate_metric(metric.key, metric.value, metric.timestamp, metric.step)  # type: ignore[no-untyped-call]
+        if len(_valid_metric_keys) < _MAX_VALID_KEYS:
+            _valid_metric_keys.add(metric.key)
+
+
 def _sanitized(value: float) -> tuple[bool, float]:
     """MLflow's storage of a metric value: NaN as 0 with ``is_nan``, infinities clipped."""
     if math.isnan(value):
@@ -436,19 +461,57 @@ def _sanitized(value: float) -> tuple[bool, float]:
 
 
 def _write_artifacts(store: Store, items: list[_Prepared]) -> None:
-    """Copy each run's files before its rows exist: a stored run always has its artifacts."""
+    """Copy each run's files before its rows exist: a stored run always has its artifacts.
+
+    Files bound for a local artifact root are copied straight into place; MLflow's local
+    repository would stage each in a temporary file and check its path twice, for a run
+    nobody can read yet. Folders and remote roots go through MLflow's repository.
+    """
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     for item in items:
         if not item.records.files:
             continue
-        repository = get_artifact_repository(item.artifact_uri, tracking_uri=store.uri)
+        local_root = _local_folder(item.artifact_uri)
+        repository: Any = None
         for kind, relative, artifact_dir in item.records.files:
-            local = str(item.entry.folder / relative)
+            local = item.entry.folder / relative
+            target = _local_target(local_root, artifact_dir) if kind == "file" else None
+            if target is not None:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(local, target / local.name)
+                continue
+            if repository is None:
+                repository = get_artifact_repository(item.artifact_uri, tracking_uri=store.uri)
             if kind == "dir":
-                store.call(repository.log_artifacts, local, artifact_dir)
+                store.call(repository.log_artifacts, str(local), artifact_dir)
             else:
-                store.call(repository.log_artifact, local, artifact_dir)
+                store.call(repository.log_artifact, str(local), artifact_dir)
+
+
+def _local_folder(artifact_uri: str) -> Path | None:
+    """The folder of a local artifact URI (a path or ``file:`` URI), else ``None``."""
+    scheme = urllib.parse.urlparse(artifact_uri).scheme
+    if scheme == "file":
+        parsed = urllib.parse.urlparse(artifact_uri)
+        if parsed.netloc not in ("", "localhost"):
+            return None
+        return Path(urllib.request.url2pathname(parsed.path))
+    if scheme == "" and os.path.isabs(artifact_uri):
+        return Path(artifact_uri)
+    return None
+
+
+def _local_target(root: Path | None, artifact_dir: str | None) -> Path | None:
+    """Where a file logged under ``artifact_dir`` goes in ``root``; ``None``: let MLflow check."""
+    if root is None:
+        return None
+    if not artifact_dir:
+        return root
+    parts = PurePosixPath(artifact_dir).parts
+    if PurePosixPath(artifact_dir).is_absolute() or ".." in parts or "\\" in artifact_dir:
+        return None  # MLflow's repository refuses it, with its own message
+    return root.joinpath(*parts)
 
 
 def _forget_artifacts(store: Store, item: _Prepared) -> None:

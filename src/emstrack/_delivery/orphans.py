@@ -21,14 +21,12 @@ from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 
-from filelock import FileLock
-
 from .._uris import redact_uri
+from .locks import EntryLock
 from .shipping import done_with, open_runs, ship
 from .spool import EVENTS_FILE, LOCK_FILE, ShipState, SpoolEntry, close_if_abandoned, entries
 
 CREATE_LOCK_FILE = ".create.lock"
-CREATE_LOCK_TIMEOUT_S = 120.0
 
 
 class Outcome(Enum):
@@ -46,8 +44,8 @@ class Outcome(Enum):
     """The store did not take it (down, busy past the budget, refused): it stays in the spool."""
 
 
-def _create_lock(folder: Path) -> FileLock:
-    return FileLock(folder / CREATE_LOCK_FILE, thread_local=False)
+def _create_lock(folder: Path) -> EntryLock:
+    return EntryLock(folder / CREATE_LOCK_FILE)
 
 
 def deliver(

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from .locks import EntryLock
 
 FORMAT_VERSION = 1
 EVENTS_FILE = "run.jsonl"
@@ -71,7 +71,7 @@ class SpoolEntry:
         self.folder = folder
         self.key = folder.name.partition("-")[2] or folder.name
         self._fd: int | None = None
-        self._lock: FileLock | None = None
+        self._lock: EntryLock | None = None
         self._artifact_count = 0
         self._start: Event | None = None
         # Events that did not fit on disk, in order after the first ``_memory_base`` bytes.
@@ -372,17 +372,13 @@ class SpoolEntry:
 
     def _take_lock(self, timeout: float) -> bool:
         if self._lock is None:
-            self._lock = FileLock(self.folder / LOCK_FILE, thread_local=False)
-        try:
-            self._lock.acquire(timeout=timeout)
-        except Timeout:
-            return False
-        return True
+            self._lock = EntryLock(self.folder / LOCK_FILE)
+        return self._lock.acquire(timeout)
 
     def release(self) -> None:
         """Let others ship the entry."""
-        if self._lock is not None and self._lock.is_locked:
-            self._lock.release(force=True)
+        if self._lock is not None:
+            self._lock.release()
 
 
 class UnreadableEntry(ValueError):

@@ -278,6 +278,7 @@ class Store:
         self._client_lock = threading.Lock()
         self._experiment_ids: dict[str, str] = {}
         self._artifact_uris: dict[str, str] = {}
+        self._artifact_roots: dict[str, str] = {}
         self._down_until = 0.0
         self._down_reason = ""
 
@@ -421,6 +422,14 @@ class Store:
             experiment_id = experiment.experiment_id
         self._experiment_ids[name] = experiment_id
         return experiment_id
+
+    def artifact_root(self, experiment_id: str) -> str:
+        """The artifact location of experiment ``experiment_id`` (MLflow never changes it)."""
+        root = self._artifact_roots.get(experiment_id)
+        if root is None:
+            experiment = self.call(self.client.get_experiment, experiment_id)
+            root = self._artifact_roots[experiment_id] = experiment.artifact_location
+        return root
 
     def find_run(self, experiment_id: str, run_key: str) -> str | None:
         """The MLflow run id of the run with emstrack key ``run_key``, if it reached the store."""

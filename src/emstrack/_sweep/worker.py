@@ -241,7 +241,6 @@ def _tracked(
     context: SweepContext, key: str, scenario: str, clock: list[float], entries: list[str]
 ) -> Callable[..., Any]:
     from .. import active_run, tracked_optimization
-    from .spec import resolve
 
     function = _resolved(context.function)
 
@@ -259,8 +258,8 @@ def _tracked(
     tracked: Callable[..., Any] = tracked_optimization(
         experiment=context.experiment,
         tracking_uri=context.tracking_uri,
-        params=resolve(context.params, "tracking.params") if context.params else None,
-        metrics=resolve(context.metrics, "tracking.metrics") if context.metrics else None,
+        params=_resolved(context.params, "tracking.params") if context.params else None,
+        metrics=_resolved(context.metrics, "tracking.metrics") if context.metrics else None,
         run_name=context.run_name,
         tags={
             **context.tags,
@@ -277,10 +276,10 @@ def _tracked(
 
 
 @functools.lru_cache(maxsize=16)
-def _resolved(path: str) -> Callable[..., Any]:
+def _resolved(path: str, what: str = "function") -> Callable[..., Any]:
     from .spec import resolve
 
-    return resolve(path, "function")
+    return resolve(path, what)
 
 
 def _describe(error: BaseException) -> str:
