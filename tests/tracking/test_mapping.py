@@ -8,6 +8,7 @@ import decimal
 import enum
 import json
 import math
+import os
 import re
 from pathlib import PurePosixPath
 from typing import NamedTuple
@@ -164,6 +165,20 @@ class TestSecrets:
         assert to_jsonable({"u": "tok-12345678"}, redactor) == {"u": REDACTED}
         # Too short to be scrubbed safely: short values would redact ordinary words.
         assert "abc" not in redactor.secret_values
+
+    def test_the_process_environment_is_read_again_when_it_changes(self, monkeypatch):
+        """The environment's secrets are remembered only while the environment is unchanged."""
+        pattern = re.compile(DEFAULT_SECRET_PATTERN, re.IGNORECASE)
+        monkeypatch.setenv("GRID_API_TOKEN", "tok-first-1234")
+        assert "tok-first-1234" in Redactor.from_environ(pattern, os.environ).secret_values
+        monkeypatch.setenv("GRID_API_TOKEN", "tok-second-5678")
+        values = Redactor.from_environ(pattern, os.environ).secret_values
+        assert "tok-second-5678" in values
+        assert "tok-first-1234" not in values
+        monkeypatch.delenv("GRID_API_TOKEN")
+        assert "tok-second-5678" not in Redactor.from_environ(pattern, os.environ).secret_values
+        monkeypatch.setenv("GRID_API_TOKEN", "tok-second-5678")
+        assert Redactor.from_environ(pattern, os.environ).secret_values == values
 
     def test_custom_pattern(self):
         """The deny pattern is configurable."""

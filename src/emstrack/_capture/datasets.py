@@ -25,6 +25,7 @@ not lose them and a replay does not duplicate them (MLflow keeps one input per r
 from __future__ import annotations
 
 import contextvars
+import functools
 import sys
 import threading
 from collections.abc import Callable
@@ -136,23 +137,32 @@ def _digest(frame: Any, building_id: str, source: Any) -> str:
 
 def _file_key(building_id: str, source: Any) -> tuple[str, str, int, int] | None:
     if source is None:
-        from importlib import resources
-
-        from emstrack.ems._data import SAMPLE_FILE
-
-        sample = resources.files("emstrack.ems").joinpath("data").joinpath(SAMPLE_FILE)
-        if not isinstance(sample, Path):
+        path = _sample_path()
+        if path is None:
             return None
-        path = sample
+        resolved = str(path)
     elif isinstance(source, str | Path):
         path = Path(source)
+        resolved = ""
     else:
         return None
     try:
         status = path.stat()
+        resolved = resolved or str(path.resolve())
     except OSError:
         return None
-    return (building_id, str(path.resolve()), status.st_mtime_ns, status.st_size)
+    return (building_id, resolved, status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_path() -> Path | None:
+    """The bundled sample's file, resolved (``None`` when the package is not on disk)."""
+    from importlib import resources
+
+    from emstrack.ems._data import SAMPLE_FILE
+
+    sample = resources.files("emstrack.ems").joinpath("data").joinpath(SAMPLE_FILE)
+    return sample.resolve() if isinstance(sample, Path) else None
 
 
 def _source_label(source: Any) -> str:

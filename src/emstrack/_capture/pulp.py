@@ -114,6 +114,9 @@ def _from_problem(problem: Any) -> SolverMetrics:
     code = int(problem.status)
     objective = problem.objective.value() if problem.objective is not None else None
     solver = getattr(problem, "solver", None)
+    # PuLP's isMIP() is "any integer variable"; each of its variables() calls re-collects and
+    # sorts every variable of every constraint, so they are counted once.
+    integers = _integer_variables(problem)
     return SolverMetrics(
         status=_STATUS_TEXT_3X.get(code, "Undefined"),
         status_code=code,
@@ -121,17 +124,17 @@ def _from_problem(problem: Any) -> SolverMetrics:
         solve_time_s=float(getattr(problem, "solutionTime", 0.0) or 0.0),
         variables=int(problem.numVariables()),
         constraints=int(problem.numConstraints()),
-        integer_variables=_integer_variables(problem),
-        is_mip=bool(problem.isMIP()),
+        integer_variables=integers,
+        is_mip=integers > 0,
         solver=str(getattr(solver, "name", type(solver).__name__ if solver else "unknown")),
-        gap_rel=_gap_rel(problem, solver),
+        gap_rel=_gap_rel(problem, solver, is_mip=integers > 0),
     )
 
 
-def _gap_rel(problem: Any, solver: Any) -> float | None:
+def _gap_rel(problem: Any, solver: Any, *, is_mip: bool) -> float | None:
     """A MIP's relative gap: HiGHS' achieved ``mip_gap``, else the solver's ``gapRel`` setting."""
     try:
-        if not problem.isMIP():
+        if not is_mip:
             return None
         model: Any = getattr(problem, "solverModel", None)
         if getattr(solver, "name", None) == "HiGHS" and hasattr(model, "getInfo"):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import inspect
 import re
 import string
+import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,11 +371,23 @@ def _recording_tags(function: Callable[..., Any], options: _Options) -> dict[str
         return {}
 
 
-def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+def _parameters(function: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    if isinstance(function, types.FunctionType):
+        return _function_parameters(function)
+    return _read_parameters(function)  # a bound method or callable object: not kept alive
+
+
+@functools.lru_cache(maxsize=256)
+def _function_parameters(function: types.FunctionType) -> Mapping[str, inspect.Parameter]:
+    """A ``params=``/``metrics=`` function's parameters, read once (every call passes them)."""
+    return _read_parameters(function)
+
+
+def _read_parameters(function: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
     try:
-        return dict(inspect.signature(function).parameters)
+        return types.MappingProxyType(dict(inspect.signature(function).parameters))
     except (TypeError, ValueError):
-        return {}
+        return types.MappingProxyType({})
 
 
 def _call_with(function: Callable[..., Any], arguments: dict[str, Any]) -> Any:

@@ -32,9 +32,11 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import functools
 import hashlib
 import json
 import math
+import os
 import posixpath
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -66,6 +68,38 @@ Path = tuple[str, ...]
 # --------------------------------------------------------------------------- secrets
 
 
+@functools.lru_cache(maxsize=4096)
+def _matches(pattern: re.Pattern[str], key: str) -> bool:
+    """Whether ``key`` names a secret (a run checks the same keys again and again)."""
+    return pattern.search(key) is not None
+
+
+def _secrets_among(
+    key_pattern: re.Pattern[str], variables: Iterable[tuple[str, str]]
+) -> tuple[str, ...]:
+    values = {
+        value
+        for name, value in variables
+        if name.upper() not in _NOT_SECRET_VARIABLES
+        and key_pattern.search(name)
+        and len(value) >= _MIN_SECRET_LENGTH
+    }
+    # Longest first, so a secret containing another is replaced whole.
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _environment_secrets(
+    key_pattern: re.Pattern[str], encoded: tuple[tuple[Any, Any], ...]
+) -> tuple[str, ...]:
+    """:func:`_secrets_among` the process environment, as ``os.environ`` stores it."""
+    decode_key: Any = getattr(os.environ, "decodekey", str)
+    decode_value: Any = getattr(os.environ, "decodevalue", str)
+    return _secrets_among(
+        key_pattern, ((decode_key(name), decode_value(value)) for name, value in encoded)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Redactor:
     """What counts as a secret: a key pattern and the values of secret-named environment vars."""
@@ -75,15 +109,11 @@ class Redactor:
 
     @classmethod
     def from_environ(cls, key_pattern: re.Pattern[str], environ: Mapping[str, str]) -> Redactor:
-        values = {
-            value
-            for name, value in environ.items()
-            if name.upper() not in _NOT_SECRET_VARIABLES
-            and key_pattern.search(name)
-            and len(value) >= _MIN_SECRET_LENGTH
-        }
-        # Longest first, so a secret containing another is replaced whole.
-        return cls(key_pattern, tuple(sorted(values, key=len, reverse=True)))
+        data = getattr(environ, "_data", None) if environ is os.environ else None
+        if isinstance(data, dict):
+            # Every run reads the process environment: scan it again only when it changed.
+            return cls(key_pattern, _environment_secrets(key_pattern, tuple(data.items())))
+        return cls(key_pattern, _secrets_among(key_pattern, environ.items()))
 
     def learn(self, values: Iterable[str]) -> Redactor:
         """A redactor that also scrubs ``values`` (secrets met in the run) from every text."""
@@ -101,7 +131,7 @@ class Redactor:
         return Redactor(self.key_pattern, tuple(every))
 
     def is_secret_key(self, key: str) -> bool:
-        return self.key_pattern.search(key) is not None
+        return _matches(self.key_pattern, key)
 
     def scrub(self, text: str) -> str:
         """``text`` with every known secret and every password inside a URL replaced by ``***``."""
@@ -202,8 +232,12 @@ def is_valid_key(key: str) -> bool:
     return not (normalized != key or normalized == "." or normalized.startswith(("..", "/")))
 
 
+@functools.lru_cache(maxsize=8192)
 def mlflow_key(key: str) -> str:
-    """``key`` if MLflow accepts it, else a valid key derived from it deterministically."""
+    """``key`` if MLflow accepts it, else a valid key derived from it deterministically.
+
+    Remembered: a run maps the same fifty keys as the run before it.
+    """
     if is_valid_key(key):
         return key
     suffix = "-" + key_digest(key)
@@ -692,7 +726,8 @@ def _frame(builder: _Builder, path: Path, frame: Any) -> None:
     ]
     # The numpy-typed numeric columns in one conversion: a column at a time costs a pandas
     # lookup each (a sweep's daily frame has twenty).
-    rows = frame.iloc[:, numeric].to_numpy(dtype=float).T.tolist() if numeric else []
+    block = frame if len(numeric) == frame.shape[1] else frame.iloc[:, numeric]
+    rows = block.to_numpy(dtype=float).T.tolist() if numeric else []
     as_floats = dict(zip(numeric, rows, strict=True))
     taken: set[Path] = set()
     for position, column_path in enumerate(paths):
