@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import multiprocessing
@@ -41,6 +42,11 @@ def _worker_main(context: SweepContext, connection: multiprocessing.connection.C
         connection.send(run_scenario(context, task))
 
 
+IN_FLIGHT = 2
+"""Scenarios handed to a local worker at a time: the next one waits in its pipe, so the worker
+never idles while the driver (busy delivering runs) gets round to sending it."""
+
+
 class _Worker:
     def __init__(self, context: SweepContext, spawn: Any) -> None:
         self.connection, child = spawn.Pipe()
@@ -49,11 +55,19 @@ class _Worker:
         )
         self.process.start()
         child.close()
-        self.task: ScenarioTask | None = None
+        self.tasks: collections.deque[ScenarioTask] = collections.deque()
+        """Handed and not reported yet, in the order the worker runs them."""
+        self.broken = False
 
-    def give(self, task: ScenarioTask) -> None:
-        self.task = task
-        self.connection.send(task)
+    def give(self, task: ScenarioTask) -> bool:
+        """Send ``task``; ``False`` if the worker is gone (its pipe broke)."""
+        try:
+            self.connection.send(task)
+        except OSError:
+            self.broken = True
+            return False
+        self.tasks.append(task)
+        return True
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
@@ -68,44 +82,59 @@ class _Worker:
 def run_local(
     context: SweepContext, tasks: Sequence[ScenarioTask], workers: int
 ) -> Iterator[Outcome]:
-    """Run ``tasks`` on ``workers`` local processes; yield each outcome when it arrives."""
+    """Run ``tasks`` on ``workers`` local processes; yield each outcome when it arrives.
+
+    Each worker holds up to :data:`IN_FLIGHT` scenarios. One that dies costs the scenario it
+    was running (reported FAILED); those still waiting in its pipe go to the other workers.
+    """
     spawn = multiprocessing.get_context("spawn")
-    queue = list(reversed(tasks))
+    queue = collections.deque(tasks)
     pool = [_Worker(context, spawn) for _ in range(min(workers, len(tasks)))]
+
+    def fill(worker: _Worker) -> None:
+        while queue and len(worker.tasks) < IN_FLIGHT and not worker.broken:
+            task = queue.popleft()
+            if not worker.give(task):
+                queue.appendleft(task)
+
     try:
+        for worker in pool:  # one each first: a short grid still spreads over every worker
+            if queue and worker.give(queue[0]):
+                queue.popleft()
         for worker in pool:
-            if queue:
-                worker.give(queue.pop())
-        while any(worker.task is not None for worker in pool):
-            busy = [worker for worker in pool if worker.task is not None]
+            fill(worker)
+        while any(worker.tasks or worker.broken for worker in pool):
+            busy = [worker for worker in pool if worker.tasks or worker.broken]
             ready = multiprocessing.connection.wait(
-                [w.connection for w in busy] + [w.process.sentinel for w in busy]
+                [w.connection for w in busy if w.tasks] + [w.process.sentinel for w in busy]
             )
             for index, worker in enumerate(pool):
-                task = worker.task
-                if task is None:
+                if not (worker.tasks or worker.broken):
                     continue
                 dead = worker.process.sentinel in ready
-                if worker.connection in ready:
+                if worker.tasks and worker.connection in ready:
                     try:
                         outcome: Outcome = worker.connection.recv()
                     except (EOFError, OSError):
                         dead = True
                     else:
-                        worker.task = None
+                        worker.tasks.popleft()
+                        fill(worker)
                         yield outcome
-                        if queue:
-                            worker.give(queue.pop())
                         continue
                 if dead:
                     worker.process.join()
                     code = worker.process.exitcode
-                    worker.task = None
                     worker.connection.close()
-                    yield lost(task, f"worker process died (exit code {code})")
+                    why = f"worker process died (exit code {code})"
+                    if worker.tasks:
+                        running, *waiting = worker.tasks
+                        yield lost(running, why)
+                        queue.extendleft(reversed(waiting))
+                    elif queue:  # died as it was handed one: that one, so a sweep always ends
+                        yield lost(queue.popleft(), why)
                     pool[index] = _Worker(context, spawn)
-                    if queue:
-                        pool[index].give(queue.pop())
+                    fill(pool[index])
     finally:
         for worker in pool:
             worker.stop()
