@@ -227,7 +227,8 @@ def test_a_run_mlflow_refuses_goes_one_by_one_and_is_kept(store: Any, monkeypatc
     for name in ("good-1", "good-2"):
         with emstrack.tracked_run(name, experiment=EXPERIMENT) as run:
             run.log_metrics({"x": 1.0})
-    folders = _folders(store.spool)
+    named = {SpoolEntry(folder).start_event()["name"]: folder for folder in _folders(store.spool)}
+    folders = [named["good-1"], named["good-2"]]
     # A negative timestamp: what a hand-edited or foreign spool line could hold.
     events = folders[0] / "run.jsonl"
     lines = events.read_text().splitlines()
@@ -261,7 +262,8 @@ def test_a_known_metric_name_does_not_let_a_bad_value_through(
     for name in ("known", "good", "odd"):
         with emstrack.tracked_run(name, experiment=EXPERIMENT) as run:
             run.log_metrics({"x": 1.0})
-    known, *folders = _folders(store.spool)
+    named = {SpoolEntry(folder).start_event()["name"]: folder for folder in _folders(store.spool)}
+    known, folders = named["known"], [named["good"], named["odd"]]
     assert deliver_many([known], store.uri, min_batch=1)[known] is Outcome.SENT
     events = folders[1] / "run.jsonl"
     lines = events.read_text().splitlines()
