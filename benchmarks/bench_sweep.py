@@ -11,7 +11,8 @@ store, through ``emstrack.sweep``, then the same grid again with tracking switch
 included), scenarios per second, the speed-up over one worker, the sweep's own estimate of
 tracking's share of the wall time (tracking's time in the scenarios spread over the workers,
 plus the wait for the last deliveries) and the measured one: 1 - untracked wall / tracked wall,
-each the median of ``--rounds`` interleaved rounds (tracked, untracked, tracked, ...), and
+each the median of ``--rounds`` interleaved rounds (tracked first in even rounds, untracked
+first in odd ones), with every round's measured share printed below the table, and
 tracking's share of the CPU time of the sweep and all its processes (1 - untracked CPU / tracked
 CPU), which a neighbour's load does not distort: with both cores busy it is the wall share an
 idle machine would show.
@@ -91,13 +92,19 @@ def main() -> None:
         executor, workers = name.split("-")[0], int(name.split("-")[1])
         label = f"{executor} x{workers}"
         tracked, untracked = [], []
-        for round_ in range(args.rounds):  # interleaved: a neighbour's load hits both alike
-            tracked.append(run(spec, folder, f"{label} r{round_}", executor, workers))
-            os.environ["EMSTRACK_DISABLED"] = "1"
-            try:
-                untracked.append(run(spec, folder, f"{label} r{round_} off", executor, workers))
-            finally:
-                del os.environ["EMSTRACK_DISABLED"]
+        for round_ in range(args.rounds):
+            # Interleaved, and in turn tracked first and untracked first: a neighbour's load,
+            # and the machine speeding up or slowing down over the rounds, hit both alike.
+            for off in (False, True) if round_ % 2 == 0 else (True, False):
+                if off:
+                    os.environ["EMSTRACK_DISABLED"] = "1"
+                try:
+                    report = run(
+                        spec, folder, f"{label} r{round_}{' off' if off else ''}", executor, workers
+                    )
+                finally:
+                    os.environ.pop("EMSTRACK_DISABLED", None)
+                (untracked if off else tracked).append(report)
         rows.append((label, tracked, untracked))
     base = statistics.median(report.rate for report in rows[0][1])
     print()
@@ -127,6 +134,12 @@ def main() -> None:
             f"{off:11.1f} {100 * measured:20.1f}% "
             f"{100 * estimate:9.1f}% {100 * cpu:5.1f}% {startup:10.1f}"
         )
+    print()
+    print("tracking % (measured) of each round, to show the spread:")
+    for label, tracked, untracked in rows:
+        pairs = zip(tracked, untracked, strict=True)
+        shares = [100 * (1 - u.wall_seconds / t.wall_seconds) for t, u in pairs]
+        print(f"  {label:<10} " + "  ".join(f"{share:5.1f}" for share in shares))
     print("goals: local x2 >= 1.70x local x1; tracking <= 3 %")
 
 
