@@ -68,6 +68,11 @@ def _folders(spool: Path) -> list[Path]:
     return sorted(path for path in spool.iterdir() if (path / "run.jsonl").is_file())
 
 
+def _by_name(spool: Path) -> dict[str, Path]:
+    """The spool's entries by run name (runs started in the same millisecond sort at random)."""
+    return {SpoolEntry(folder).start_event()["name"]: folder for folder in _folders(spool)}
+
+
 def _comparable(uri: str, scratch: Path) -> dict[str, dict[str, Any]]:
     """Each run of the experiment by run key, without what differs by nature (ids)."""
     from mlflow.tracking import MlflowClient
@@ -227,7 +232,7 @@ def test_a_run_mlflow_refuses_goes_one_by_one_and_is_kept(store: Any, monkeypatc
     for name in ("good-1", "good-2"):
         with emstrack.tracked_run(name, experiment=EXPERIMENT) as run:
             run.log_metrics({"x": 1.0})
-    named = {SpoolEntry(folder).start_event()["name"]: folder for folder in _folders(store.spool)}
+    named = _by_name(store.spool)
     folders = [named["good-1"], named["good-2"]]
     # A negative timestamp: what a hand-edited or foreign spool line could hold.
     events = folders[0] / "run.jsonl"
@@ -262,7 +267,7 @@ def test_a_known_metric_name_does_not_let_a_bad_value_through(
     for name in ("known", "good", "odd"):
         with emstrack.tracked_run(name, experiment=EXPERIMENT) as run:
             run.log_metrics({"x": 1.0})
-    named = {SpoolEntry(folder).start_event()["name"]: folder for folder in _folders(store.spool)}
+    named = _by_name(store.spool)
     known, folders = named["known"], [named["good"], named["odd"]]
     assert deliver_many([known], store.uri, min_batch=1)[known] is Outcome.SENT
     events = folders[1] / "run.jsonl"

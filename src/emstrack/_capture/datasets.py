@@ -137,21 +137,19 @@ def _digest(frame: Any, building_id: str, source: Any) -> str:
 
 def _file_key(building_id: str, source: Any) -> tuple[str, str, int, int] | None:
     if source is None:
-        path = _sample_path()
+        path = _sample_path()  # resolved already
         if path is None:
             return None
-        resolved = str(path)
     elif isinstance(source, str | Path):
         path = Path(source)
-        resolved = ""
     else:
         return None
     try:
         status = path.stat()
-        resolved = resolved or str(path.resolve())
+        resolved = path if source is None else path.resolve()
     except OSError:
         return None
-    return (building_id, resolved, status.st_mtime_ns, status.st_size)
+    return (building_id, str(resolved), status.st_mtime_ns, status.st_size)
 
 
 @functools.lru_cache(maxsize=1)

@@ -491,13 +491,12 @@ def _write_artifacts(store: Store, items: list[_Prepared]) -> None:
 
 def _local_folder(artifact_uri: str) -> Path | None:
     """The folder of a local artifact URI (a path or ``file:`` URI), else ``None``."""
-    scheme = urllib.parse.urlparse(artifact_uri).scheme
-    if scheme == "file":
-        parsed = urllib.parse.urlparse(artifact_uri)
+    parsed = urllib.parse.urlparse(artifact_uri)
+    if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             return None
         return Path(urllib.request.url2pathname(parsed.path))
-    if scheme == "" and os.path.isabs(artifact_uri):
+    if parsed.scheme == "" and os.path.isabs(artifact_uri):
         return Path(artifact_uri)
     return None
 

@@ -91,16 +91,13 @@ def run_local(
     queue = collections.deque(tasks)
     pool = [_Worker(context, spawn) for _ in range(min(workers, len(tasks)))]
 
-    def fill(worker: _Worker) -> None:
-        while queue and len(worker.tasks) < IN_FLIGHT and not worker.broken:
-            task = queue.popleft()
-            if not worker.give(task):
-                queue.appendleft(task)
+    def fill(worker: _Worker, up_to: int = IN_FLIGHT) -> None:
+        while queue and len(worker.tasks) < up_to and worker.give(queue[0]):
+            queue.popleft()
 
     try:
         for worker in pool:  # one each first: a short grid still spreads over every worker
-            if queue and worker.give(queue[0]):
-                queue.popleft()
+            fill(worker, 1)
         for worker in pool:
             fill(worker)
         while any(worker.tasks or worker.broken for worker in pool):

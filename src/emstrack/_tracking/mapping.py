@@ -713,11 +713,11 @@ def _labelled(builder: _Builder, path: Path, series: Any) -> None:
 
 def _frame(builder: _Builder, path: Path, frame: Any) -> None:
     """Columns become metric keys, rows steps: the row's integer index label, else its position."""
+    import numpy as np
+
     index = frame.index
     integer_index = str(index.dtype).startswith(("int", "uint")) and index.is_unique
     steps = [int(i) for i in index] if integer_index else list(range(len(frame)))
-    import numpy as np
-
     paths = [(*path, scalar_text(column) or safe_text(column)) for column in frame.columns]
     numeric = [
         position
@@ -737,12 +737,13 @@ def _frame(builder: _Builder, path: Path, frame: Any) -> None:
             )
             continue
         taken.add(column_path)
+        secret = builder.is_secret(column_path)
         floats = as_floats.get(position)
-        if floats is not None and not builder.is_secret(column_path):
+        if floats is not None and not secret:
             _numeric_column(builder, column_path, steps, floats)
             continue
         values = frame.iloc[:, position]
-        if getattr(values.dtype, "kind", "O") in "fiub" and not builder.is_secret(column_path):
+        if getattr(values.dtype, "kind", "O") in "fiub" and not secret:
             _numeric_column(builder, column_path, steps, values.tolist())
             continue
         for row_step, item in zip(steps, values.tolist(), strict=True):
