@@ -15,7 +15,9 @@ each the median of ``--rounds`` interleaved rounds (tracked first in even rounds
 first in odd ones), with every round's measured share printed below the table, and
 tracking's share of the CPU time of the sweep and all its processes (1 - untracked CPU / tracked
 CPU), which a neighbour's load does not distort: with both cores busy it is the wall share an
-idle machine would show.
+idle machine would show. The machine's speed drifts between two sweeps by more than tracking
+costs: ``bench_sweep_cost.py`` measures the share from each scenario run tracked and untracked
+side by side.
 Goals: 2 workers >= 1.7x one; tracking <= 3 %.
 """
 

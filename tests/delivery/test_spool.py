@@ -43,10 +43,13 @@ def entry(tmp_path: Path):
 
 class TestEvents:
     def test_folder_layout_and_start_event(self, entry, tmp_path):
-        """An entry is <start-ms>-<key>/ with run.jsonl (the start event first) and artifacts/."""
+        """An entry is <start-ms>-<key>/ with run.jsonl (the start event first); artifacts/
+        is made with the first artifact."""
         assert entry.folder == tmp_path / "spool" / f"1700000000000-{'k' * 32}"
         assert entry.key == "k" * 32
-        assert (entry.folder / ARTIFACTS_DIR).is_dir()
+        assert not (entry.folder / ARTIFACTS_DIR).exists()
+        assert entry.store_bytes(b"{}", "config.json") == f"{ARTIFACTS_DIR}/1/config.json"
+        assert (entry.folder / ARTIFACTS_DIR / "1" / "config.json").read_bytes() == b"{}"
         lines = (entry.folder / EVENTS_FILE).read_bytes().splitlines()
         assert len(lines) == 1
         assert json.loads(lines[0]) == {"e": "start", "v": FORMAT_VERSION, **start_event()}
@@ -123,7 +126,7 @@ class TestState:
         assert (entry.folder / STATE_FILE).stat().st_ino != before
         assert entry.load_state().run_id == "two"
         assert sorted(p.name for p in entry.folder.iterdir()) == sorted(
-            [ARTIFACTS_DIR, EVENTS_FILE, STATE_FILE, ".lock"]
+            [EVENTS_FILE, STATE_FILE, ".lock"]
         )
 
     def test_failed_replace_keeps_the_old_state(self, entry, monkeypatch):

@@ -4,7 +4,8 @@ One folder per run under the spool root (default ``.emstrack/spool``)::
 
     <start-ms>-<run-key>/
         run.jsonl     one JSON event per line, appended with a single write each
-        artifacts/    copies of the run's artifact files, taken when they were logged
+        artifacts/    copies of the run's artifact files, taken when they were logged (made
+                      with the first one)
         state.json    how far shipping got (MLflow run id, byte offset), replaced atomically
         .lock         held while the run is open or being shipped
 
@@ -73,6 +74,7 @@ class SpoolEntry:
         self._fd: int | None = None
         self._lock: EntryLock | None = None
         self._artifact_count = 0
+        self._artifacts_made = False
         self._start: Event | None = None
         # Events that did not fit on disk, in order after the first ``_memory_base`` bytes.
         self._memory = bytearray()
@@ -89,7 +91,10 @@ class SpoolEntry:
     def create(cls, root: Path, key: str, start: Event) -> SpoolEntry:
         """Make the run's folder, take its lock and write the ``start`` event."""
         folder = root / f"{start['start_ms']:013d}-{key}"
-        (folder / ARTIFACTS_DIR).mkdir(parents=True, exist_ok=False)
+        try:
+            folder.mkdir(exist_ok=False)
+        except FileNotFoundError:  # the spool's first run; later ones cost one mkdir, not three
+            folder.mkdir(parents=True, exist_ok=False)
         entry = cls(folder)
         try:
             if not entry._take_lock(timeout=0):
@@ -180,7 +185,7 @@ class SpoolEntry:
         relative = self._next_artifact_slot() / name
         target = self.folder / relative
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self._make_slot(target.parent)
             write(target)
         except OSError as error:
             with contextlib.suppress(OSError):
@@ -200,6 +205,14 @@ class SpoolEntry:
         path = Path(tempfile.gettempdir()) / "emstrack-spool-overflow" / self.folder.name / relative
         self._outside.append(path)
         return path
+
+    def _make_slot(self, slot: Path) -> None:
+        # Two mkdir calls for the first artifact and one for each later one; ``parents=True``
+        # would try the slot first and fail (a third call) while ``artifacts/`` does not exist.
+        if not self._artifacts_made:
+            (self.folder / ARTIFACTS_DIR).mkdir(exist_ok=True)
+            self._artifacts_made = True
+        slot.mkdir(exist_ok=True)
 
     def _next_artifact_slot(self) -> Path:
         self._artifact_count += 1
