@@ -57,7 +57,7 @@ def run(spec: dict[str, Any], folder: Path, label: str, executor: str, workers: 
     slug = label.replace(" ", "-")
     uri = f"sqlite:///{folder / slug}.db"
     os.environ["EMSTRACK_SPOOL_DIR"] = str(folder / f"spool-{slug}")
-    before = _cpu_seconds()
+    before = cpu_seconds()
     report = emstrack.sweep(
         spec,
         workers=workers,
@@ -65,12 +65,12 @@ def run(spec: dict[str, Any], folder: Path, label: str, executor: str, workers: 
         tracking_uri=uri,
         progress=False,
     )
-    report.cpu_seconds = _cpu_seconds() - before  # type: ignore[attr-defined]
+    report.cpu_seconds = cpu_seconds() - before  # type: ignore[attr-defined]
     print(f"{label}: {report.summary()}; CPU {report.cpu_seconds:.1f} s", flush=True)  # type: ignore[attr-defined]
     return report
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     """CPU time of this process and of every finished descendant (workers, CBC, shippers)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)

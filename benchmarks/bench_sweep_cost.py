@@ -15,9 +15,9 @@ driver does (:func:`emstrack._delivery.batched.deliver_many`, ``--batch`` runs a
 and the CPU time of that is measured per run.
 
 Printed: the median untracked scenario, the median of the paired differences (the worker's part
-of tracking, PuLP and dataset capture included) with its quartiles, the driver's part per run,
-and tracking's share = (worker + driver) / (untracked scenario + worker + driver). When the
-sweep keeps every core busy, that CPU share is its wall-time share.
+of tracking, PuLP and dataset capture included) with a 95 % interval and its quartiles, the
+driver's part per run, and tracking's share = (worker + driver) / (untracked scenario + worker +
+driver). When the sweep keeps every core busy, that CPU share is its wall-time share.
 Goal: tracking <= 3 %.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -34,14 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_sweep import grid
-
-
-def _cpu() -> float:
-    """CPU seconds of this process and its finished children (CBC)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+from bench_sweep import cpu_seconds, grid
 
 
 def _median_interval(values: list[float]) -> tuple[float, float]:
@@ -95,9 +87,9 @@ def main() -> None:
             os.environ.pop("EMSTRACK_DISABLED", None)
         else:
             os.environ["EMSTRACK_DISABLED"] = "1"
-        began = _cpu()
+        began = cpu_seconds()
         outcome = run_scenario(context, task)
-        spent = _cpu() - began
+        spent = cpu_seconds() - began
         assert outcome.status == "FINISHED", outcome.error
         return spent, outcome.entry
 
@@ -117,9 +109,13 @@ def main() -> None:
     os.environ.pop("EMSTRACK_DISABLED", None)
 
     # Warm the store (schema, experiment) first, as the sweep's planning does.
-    warm = sorted({path.name for path in spool.iterdir() if not path.name.startswith(".")})
-    warm = [name for name in warm if name not in set(entries)]
-    deliver_many([spool / name for name in warm], uri, min_batch=1)
+    measured = set(entries)
+    warm = [
+        path
+        for path in spool.iterdir()
+        if not path.name.startswith(".") and path.name not in measured
+    ]
+    deliver_many(warm, uri, min_batch=1)
     driver = 0.0
     for start in range(0, len(entries), args.batch):
         batch = [spool / name for name in entries[start : start + args.batch]]

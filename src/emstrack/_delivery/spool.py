@@ -91,10 +91,7 @@ class SpoolEntry:
     def create(cls, root: Path, key: str, start: Event) -> SpoolEntry:
         """Make the run's folder, take its lock and write the ``start`` event."""
         folder = root / f"{start['start_ms']:013d}-{key}"
-        try:
-            folder.mkdir(exist_ok=False)
-        except FileNotFoundError:  # the spool's first run; later ones cost one mkdir, not three
-            folder.mkdir(parents=True, exist_ok=False)
+        folder.mkdir(parents=True, exist_ok=False)
         entry = cls(folder)
         try:
             if not entry._take_lock(timeout=0):
