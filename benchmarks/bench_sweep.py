@@ -10,7 +10,8 @@ store, through ``emstrack.sweep``, then the same grid again with tracking switch
 (``EMSTRACK_DISABLED=1``), side by side. Printed per executor: wall time (worker start-up
 included), scenarios per second, the speed-up over one worker, the sweep's own estimate of
 tracking's share of the wall time (tracking's time in the scenarios spread over the workers,
-plus the wait for the last deliveries) and the measured one: 1 - untracked wall / tracked wall,
+the driver's delivery CPU when the workers fill every core, and the wait for the last
+deliveries) and the measured one: 1 - untracked wall / tracked wall,
 each the median of ``--rounds`` interleaved rounds (tracked first in even rounds, untracked
 first in odd ones), with every round's measured share printed below the table, and
 tracking's share of the CPU time of the sweep and all its processes (1 - untracked CPU / tracked

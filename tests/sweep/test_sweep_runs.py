@@ -30,6 +30,9 @@ def test_two_workers_run_each_scenario_once_and_a_rerun_starts_none(store: objec
     assert (report.finished, len(report.failed), report.skipped) == (4, 0, 0), report.summary()
     assert report.wall_seconds > 0
     assert 0 < report.tracking_seconds < report.worker_seconds
+    # The driver wrote the workers' runs to the store, on this machine's cores.
+    assert report.driver_cpu_seconds > 0
+    assert report.cores >= 1
 
     runs = store.runs("sw-basic")  # type: ignore[attr-defined]
     assert [run.info.status for run in runs] == ["FINISHED"] * 4

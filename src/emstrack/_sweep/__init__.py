@@ -19,7 +19,7 @@ from typing import Any, Literal
 from .. import _settings
 from .._errors import ConfigurationError, StoreUnavailableError
 from .._uris import redact_uri
-from .delivery import Closing, DriverDelivery
+from .delivery import Closing, DriverDelivery, usable_cores
 from .keys import SCENARIO_KEY_TAG, scenario_key
 from .plan import describe, experiment_id, make_plan, open_client, stored_runs, supersede, tidy
 from .progress import Progress, SweepReport
@@ -132,6 +132,8 @@ def sweep(
         bar.close()
         if delivery is not None:
             report.delivery_seconds, report.kept = delivery.finish(_settings.flush_timeout())
+            report.driver_cpu_seconds = delivery.cpu_seconds
+            report.cores = usable_cores()
         else:
             report.delivery_seconds, report.kept = closing.delivery_seconds, closing.kept
         report.wall_seconds = time.perf_counter() - started

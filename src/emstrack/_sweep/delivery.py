@@ -13,6 +13,7 @@ worker to flush at the end (:func:`flush_worker`, run on each Dask worker).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ class DriverDelivery:
 
     A thread, not a shipper process: the driver has MLflow loaded already (it planned the
     sweep) and spends its time waiting for outcomes, so the thread costs no start-up and takes
-    no CPU from the workers beyond the writes themselves. Runs handed within
+    no CPU from the workers beyond the writes themselves, which :attr:`cpu_seconds` counts
+    (when the workers fill every core, those writes take their CPU). Runs handed within
     :data:`GATHER_S` of each other are written in one transaction.
     """
 
@@ -53,6 +55,8 @@ class DriverDelivery:
         self._cond = threading.Condition()
         self._waiting: list[Path] = []
         self._closed = False
+        #: CPU time the delivery thread spent writing runs while the scenarios ran.
+        self.cpu_seconds = 0.0
         self._thread = threading.Thread(
             target=self._deliver, name="emstrack-sweep-delivery", daemon=True
         )
@@ -83,8 +87,10 @@ class DriverDelivery:
                     self._cond.wait(left)
                 batch, self._waiting = self._waiting, []
             # What the store did not take stays in the spool; finish() tries once more.
+            began = time.thread_time()
             with contextlib.suppress(Exception):
                 deliver_many(batch, self.uri, min_batch=1)
+            self.cpu_seconds += time.thread_time() - began
 
     def finish(self, timeout: float | None) -> tuple[float, int]:
         """Wait until every handed run was tried; return (seconds waited, runs kept in the spool).
@@ -110,6 +116,15 @@ class DriverDelivery:
         shown = redact_uri(self.uri)
         kept = sum(1 for run in pending(self.spool) if run.tracking_uri == shown)
         return _since(began), kept
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the system has one); 0: unknown."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        with contextlib.suppress(OSError):
+            return len(affinity(0))
+    return os.cpu_count() or 0
 
 
 def _since(began: float) -> float:

@@ -66,6 +66,12 @@ class SweepReport:
     """Workers the scenarios ran on."""
     delivery_seconds: float = 0.0
     """Waiting, after the last scenario, for the last runs to reach the store."""
+    driver_cpu_seconds: float = 0.0
+    """CPU time the driver spent delivering runs while the scenarios ran (workers on this
+    machine only write the spool; the driver writes their runs to the store)."""
+    cores: int = 0
+    """CPU cores this process may use (0: unknown), to judge whether the driver's delivery
+    took CPU from the workers."""
     kept: int = 0
     """Finished runs the store did not take: they wait in the spool for `emstrack sync`."""
     untidy: str | None = None
@@ -100,15 +106,23 @@ class SweepReport:
         return sum(outcome.tracking_seconds for outcome in self.outcomes)
 
     @property
+    def driver_shares_cores(self) -> bool:
+        """Whether the workers filled every core, so that the driver's delivery took their CPU."""
+        return self.cores > 0 and self.workers >= self.cores
+
+    @property
     def tracking_share(self) -> float:
         """Tracking's share of the wall time.
 
-        Its time in the scenarios, spread over the workers, plus the wait for the last runs'
-        delivery at the end.
+        Its time in the scenarios, spread over the workers; the driver's delivery CPU, spread
+        over the cores, when the workers filled them all (else it ran on a spare core, beside
+        them); and the wait for the last runs' delivery at the end.
         """
         if not self.wall_seconds:
             return 0.0
         spent = self.tracking_seconds / max(1, self.workers) + self.delivery_seconds
+        if self.driver_shares_cores:
+            spent += self.driver_cpu_seconds / self.cores
         return min(1.0, spent / self.wall_seconds)
 
     @property
@@ -134,8 +148,9 @@ class SweepReport:
             f"{self.skipped} skipped (finished before), {self.failed_kept} failed before and "
             f"not retried; wall time {self.wall_seconds:.1f} s, {self.rate:.2f} scenarios/s, "
             f"tracking {100 * self.tracking_share:.1f} % of it ({self.tracking_seconds:.2f} s "
-            f"in scenarios on {self.workers} worker(s), {self.delivery_seconds:.2f} s "
-            f"delivering the last runs); worker start-up {self.startup_seconds:.1f} s"
+            f"in scenarios on {self.workers} worker(s), {self._driver_text()}"
+            f"{self.delivery_seconds:.2f} s delivering the last runs); "
+            f"worker start-up {self.startup_seconds:.1f} s"
         )
         if self.kept:
             text += (
@@ -152,3 +167,13 @@ class SweepReport:
             text += f"; {self.found_finished} found finished by their worker"
         problems = [f"failed  {o.key}  {o.error}" for o in self.failed]
         return "\n".join([*problems, text])
+
+    def _driver_text(self) -> str:
+        if not self.driver_cpu_seconds:
+            return ""
+        where = (
+            f"sharing the workers' {self.cores} core(s)"
+            if self.driver_shares_cores
+            else "on a spare core, not counted"
+        )
+        return f"{self.driver_cpu_seconds:.2f} s of the driver's CPU delivering ({where}), "
