@@ -23,8 +23,14 @@ from .._uris import redact_uri
 
 SPOOL_DELIVERY = {"EMSTRACK_DELIVERY": "spool"}
 """The switch a worker on the driver's machine runs with."""
-GATHER_S = 0.5
-"""How long the driver's delivery waits for more runs before writing what it holds."""
+GATHER_S = 2.0
+"""How long the driver's delivery waits for more runs before writing what it holds.
+
+Each write has a fixed cost (looking up the batch's run keys, a transaction). On 2 workers and
+2 cores, 240 one-day scenarios: 2 s took 2.1-2.3 ms of the driver's CPU a run, where 0.5 s took
+2.6-2.9 ms and 1 s 2.4-2.5 ms; 5 s saved little more (2.0-2.1 ms) and left more runs for the
+end (0.13 s of waiting instead of 0-0.03 s). A run reaches the store at most this long after
+it finished; nothing waits for it meanwhile."""
 MAX_GATHERED = 200
 """Runs written in one go at most (see :data:`emstrack._delivery.batched.MAX_BATCH_RUNS`)."""
 
