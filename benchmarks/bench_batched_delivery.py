@@ -2,17 +2,22 @@
 
 Usage::
 
-    python benchmarks/bench_batched_delivery.py [--runs 200] [--rounds 3]
+    python benchmarks/bench_batched_delivery.py [--runs 200] [--rounds 3] [--store-runs 0]
 
 Each round writes ``--runs`` runs shaped like a sweep scenario's (26 params, 49 metrics, 13
 tags, a ``config.json`` and a dataset input) into the spool without delivering them
-(``EMSTRACK_DELIVERY=spool``), copies the spool three times and delivers the copies, each into
+(``EMSTRACK_DELIVERY=spool``), copies the spool four times and delivers the copies, each into
 its own warm store: with :func:`emstrack._delivery.orphans.deliver` run by run (MLflow's calls),
-with :func:`emstrack._delivery.batched.deliver_many`, and with ``emstrack.sync`` (which sends
-the finished runs it finds together). Printed per way: CPU milliseconds per run of this process
+with :func:`emstrack._delivery.batched.deliver_many` run by run (batches of one, as a shipper
+handed one run delivers it) and all at once, and with ``emstrack.sync`` (which sends the
+finished runs it finds together). Printed per way: CPU milliseconds per run of this process
 (the database work is in-process for SQLite), wall milliseconds, and the CPU ratio to one by
 one. Goal: a run's delivery costs a few percent of a one-day
 optimization (about 70 ms here).
+
+``--store-runs N`` first fills each store with ``N`` synthetic runs, the way
+``bench_analysis_scale.py`` builds its stores (20 runs written by MLflow, copied with bulk SQL),
+to show what the store's size costs each delivery (a shared server holds years of runs).
 """
 
 from __future__ import annotations
@@ -43,7 +48,12 @@ def write_runs(spool: Path, uri: str, count: int) -> None:
             run.log_dataset(frame, name="household", context="optimization")
 
 
-KINDS = {"one": "one by one", "batch": "batched", "sync": "emstrack sync"}
+KINDS = {
+    "one": "one by one",
+    "lone": "batches of one",
+    "batch": "batched",
+    "sync": "emstrack sync",
+}
 
 
 def measure(spool: Path, uri: str, kind: str) -> tuple[float, float]:
@@ -55,6 +65,11 @@ def measure(spool: Path, uri: str, kind: str) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     if kind == "batch":
         sent = list(batched_delivery.deliver_many(folders, uri).values()).count(Outcome.SENT)
+    elif kind == "lone":  # as a shipper handed one run at a time delivers it
+        sent = sum(
+            list(batched_delivery.deliver_many([folder], uri).values()).count(Outcome.SENT)
+            for folder in folders
+        )
     elif kind == "sync":
         sent = len(emstrack.sync(spool, tracking_uri=uri).sent)
     else:
@@ -64,10 +79,27 @@ def measure(spool: Path, uri: str, kind: str) -> tuple[float, float]:
     return 1000 * cpu / len(folders), 1000 * wall / len(folders)
 
 
+def fill(folder: Path, uris: dict[str, str], size: int) -> None:
+    """Give every store ``size`` synthetic runs (built once, then copied)."""
+    import sqlite3
+
+    from bench_analysis_scale import replicate, seed
+
+    built = folder / "filled.db"
+    seed(f"sqlite:///{built}")
+    connection = sqlite3.connect(built)
+    replicate(connection, size, "sqlite")
+    connection.close()
+    for uri in uris.values():
+        shutil.copyfile(built, uri.removeprefix("sqlite:///"))
+    built.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--store-runs", type=int, default=0, help="runs already in each store")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ["EMSTRACK_DELIVERY"] = "spool"
@@ -76,6 +108,8 @@ def main() -> None:
     source = folder / "source"
     os.environ["EMSTRACK_SPOOL_DIR"] = str(source)
     uris = {kind: f"sqlite:///{folder / kind}.db" for kind in KINDS}
+    if args.store_runs:
+        fill(folder, uris, args.store_runs)
     # Warm every store (schema, experiment) so that only delivery is measured.
     for kind, uri in uris.items():
         write_runs(source, uri, 2)
@@ -95,7 +129,10 @@ def main() -> None:
     cpu = {kind: statistics.median(c for c, _ in results[kind]) for kind in KINDS}
     wall = {kind: statistics.median(w for _, w in results[kind]) for kind in KINDS}
     print(f"load average: {os.getloadavg()[0]:.1f} (2 cores)")
-    print(f"{args.runs} runs x {args.rounds} rounds; medians per run")
+    print(
+        f"{args.runs} runs x {args.rounds} rounds into stores of {args.store_runs} runs; "
+        "medians per run"
+    )
     print(f"{'delivery':<14} {'CPU ms':>8} {'wall ms':>8} {'CPU vs one by one':>18}")
     for kind, label in KINDS.items():
         ratio = cpu[kind] / cpu["one"]

@@ -190,6 +190,35 @@ def test_a_run_already_stored_is_completed_not_duplicated(two_stores: Any, tmp_p
     assert _comparable(store.uri, tmp_path / "scratch-after") == before
 
 
+def test_a_batched_run_is_stored_under_its_key_and_found_by_it_again(
+    store: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The run id is the run key (a primary-key look-up finds it again); a key of another form
+    gets a new id and is found again by its key tag."""
+    monkeypatch.setenv("EMSTRACK_DELIVERY", "spool")
+    for name in ("ours", "foreign"):
+        with emstrack.tracked_run(name, experiment=EXPERIMENT) as run:
+            run.log_metrics({"x": 1.0})
+    named = _by_name(store.spool)
+    foreign = named["foreign"].with_name(named["foreign"].name.partition("-")[0] + "-Foreign.Key")
+    named["foreign"].rename(foreign)
+    kept = tmp_path / "kept"
+    shutil.copytree(store.spool, kept)
+
+    first = deliver_many(_folders(store.spool), store.uri)
+    shutil.rmtree(store.spool)
+    shutil.copytree(kept, store.spool)  # a deliverer killed after its commit
+    again = deliver_many(_folders(store.spool), store.uri)
+
+    assert set(first.values()) == set(again.values()) == {Outcome.SENT}
+    runs = {run.info.run_name: run for run in all_runs(store.uri, EXPERIMENT)}
+    assert sorted(runs) == ["foreign", "ours"]
+    ours = runs["ours"]
+    assert ours.info.run_id == ours.data.tags["emstrack.run_key"] == named["ours"].name[14:]
+    assert runs["foreign"].data.tags["emstrack.run_key"] == "Foreign.Key"
+    assert runs["foreign"].info.run_id != "Foreign.Key"
+
+
 def test_an_entry_held_elsewhere_is_busy_and_the_others_are_sent(two_stores: Any) -> None:
     store, _, _ = two_stores
     folders = _folders(store.spool)

@@ -3,15 +3,19 @@
 MLflow's ``SqlAlchemyStore`` writes one run in five to seven sessions (search by key,
 ``create_run``, ``log_batch``, ``log_inputs``, ``set_terminated``), each reading the run back
 first: about 100 ms of CPU for a run of 30 params and 50 metrics, more than the one-day
-optimization it records. When the shipper holds several finished runs for a SQL store (a sweep
-ends runs faster than they are shipped one by one), :func:`deliver_many` writes them with one
-read and one transaction, as MLflow's own rows (its ORM tables): the rows each run gets are
+optimization it records. Finished runs for a SQL store (a lone run the shipper was handed, or
+the many a sweep ends) go through :func:`deliver_many` instead, with one read and one
+transaction, as MLflow's own rows (its ORM tables): the rows each run gets are
 those MLflow's calls would write for it (``tests/delivery/test_batched_delivery.py`` compares
 both paths read back through ``MlflowClient``).
 
-Exactly once still rests on the run key: the batch first looks up which of its keys are in the
-store already, and the key tag is committed in the same transaction as the run, so a shipper
-killed at any point leaves either no row or the whole run (which the next deliverer finds).
+Exactly once still rests on the run key: a batch stores each run under its key as the run id
+(the key is a uuid4's 32 hex digits, as MLflow's own run ids are), first looks up which of
+those ids are in the store already, and commits the run with its key tag in one transaction,
+so a shipper killed at any point leaves either no row or the whole run, which the next
+deliverer finds by primary key, or through the key tag on the one-by-one path. (MLflow has no
+index on tag values: looking the keys up by tag scanned every run's key tag, 0.26 s a batch in
+a SQLite store of 100,000 runs.)
 
 Only what this path knows how to write takes it: a run that ended, has no shipping state (never
 partly shipped), has no parent run, and whose records pass MLflow's own validators. Everything
@@ -70,12 +74,13 @@ def deliver_many(
     uri: str,
     *,
     on_error: ErrorHook | None = None,
-    min_batch: int = 2,
+    min_batch: int = 1,
 ) -> dict[Path, Outcome]:
     """Deliver the entries at ``folders`` to ``uri``: together where possible, else one by one.
 
-    Fewer than ``min_batch`` entries go one by one (a lone run of a pipeline takes MLflow's
-    own calls; a sweep's driver batches even one).
+    Fewer than ``min_batch`` entries go one by one. A lone run is a batch of one too: 5.2 ms of
+    CPU against 32 ms through MLflow's calls in a small SQLite store, 6.6 against 169-181 ms in
+    one of 100,000 runs (MLflow's path looks the run key up by tag, which no index serves).
     """
     outcomes, one_by_one = deliver_together(folders, uri, on_error=on_error, min_batch=min_batch)
     for folder in one_by_one:
@@ -93,7 +98,7 @@ def deliver_together(
     uri: str,
     *,
     on_error: ErrorHook | None = None,
-    min_batch: int = 2,
+    min_batch: int = 1,
 ) -> tuple[dict[Path, Outcome], list[Path]]:
     """The batched part of :func:`deliver_many`: ``(outcomes, folders left to the caller)``.
 
@@ -239,17 +244,36 @@ def _write(store: Store, sql: Any, batch: list[_Prepared], on_error: ErrorHook |
     return {item.entry.folder for item in written}
 
 
+def _is_run_id(key: str) -> bool:
+    """Whether a run key can be its run's id: 32 lowercase hex digits.
+
+    Every key emstrack makes has that form; a key of another form (a foreign or hand-made
+    entry) gets a new id and is looked up by its tag.
+    """
+    return len(key) == 32 and all(char in _HEX_DIGITS for char in key)
+
+
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 def _present_keys(store: Store, sql: Any, keys: list[str]) -> set[str]:
-    from mlflow.store.tracking.dbmodels.models import SqlTag
+    """Those of ``keys`` whose run is in the store: by run id, else (other keys) by key tag."""
+    from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
     from sqlalchemy import select
 
     found: set[str] = set()
+    as_ids = [key for key in keys if _is_run_id(key)]
+    by_tag = [key for key in keys if not _is_run_id(key)]
 
     def lookup() -> None:
         with sql.engine.connect() as connection:
-            for start in range(0, len(keys), _KEY_LOOKUP_CHUNK):
-                chunk = keys[start : start + _KEY_LOOKUP_CHUNK]
-                query: Any = select(SqlTag.value).where(
+            for start in range(0, len(as_ids), _KEY_LOOKUP_CHUNK):
+                chunk = as_ids[start : start + _KEY_LOOKUP_CHUNK]
+                query: Any = select(SqlRun.run_uuid).where(SqlRun.run_uuid.in_(chunk))
+                found.update(row[0] for row in connection.execute(query))
+            for start in range(0, len(by_tag), _KEY_LOOKUP_CHUNK):
+                chunk = by_tag[start : start + _KEY_LOOKUP_CHUNK]
+                query = select(SqlTag.value).where(
                     SqlTag.key == RUN_KEY_TAG, SqlTag.value.in_(chunk)
                 )
                 found.update(row[0] for row in connection.execute(query))
@@ -298,7 +322,7 @@ class _Rows:
         datasets = dataset_inputs(records.datasets)
         _validate_dataset_inputs(datasets)
 
-        run_id = uuid.uuid4().hex
+        run_id = item.entry.key if _is_run_id(item.entry.key) else uuid.uuid4().hex
         root = store.artifact_root(experiment_id)
         item.artifact_uri = append_to_uri_path(root, run_id, "artifacts")  # type: ignore[no-untyped-call]
         item.run_id = run_id

@@ -95,7 +95,7 @@ class DriverDelivery:
             # What the store did not take stays in the spool; finish() tries once more.
             began = time.thread_time()
             with contextlib.suppress(Exception):
-                deliver_many(batch, self.uri, min_batch=1)
+                deliver_many(batch, self.uri)
             self.cpu_seconds += time.thread_time() - began
 
     def finish(self, timeout: float | None) -> tuple[float, int]:
