@@ -115,12 +115,12 @@ def main() -> None:
         for path in spool.iterdir()
         if not path.name.startswith(".") and path.name not in measured
     ]
-    deliver_many(warm, uri, min_batch=1)
+    deliver_many(warm, uri)
     driver = 0.0
     for start in range(0, len(entries), args.batch):
         batch = [spool / name for name in entries[start : start + args.batch]]
         began = time.process_time()
-        outcomes = deliver_many(batch, uri, min_batch=1)
+        outcomes = deliver_many(batch, uri)
         driver += time.process_time() - began
         assert list(outcomes.values()).count(Outcome.SENT) == len(batch), outcomes
     driver /= len(entries)

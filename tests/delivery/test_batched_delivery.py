@@ -298,7 +298,7 @@ def test_a_known_metric_name_does_not_let_a_bad_value_through(
             run.log_metrics({"x": 1.0})
     named = _by_name(store.spool)
     known, folders = named["known"], [named["good"], named["odd"]]
-    assert deliver_many([known], store.uri, min_batch=1)[known] is Outcome.SENT
+    assert deliver_many([known], store.uri)[known] is Outcome.SENT
     events = folders[1] / "run.jsonl"
     lines = events.read_text().splitlines()
     lines.insert(1, '{"e":"metrics","metrics":[' + point + "]}")
