@@ -260,21 +260,23 @@ def _present_keys(store: Store, sql: Any, keys: list[str]) -> set[str]:
     from sqlalchemy import select
 
     found: set[str] = set()
-    as_ids = [key for key in keys if _is_run_id(key)]
-    by_tag = [key for key in keys if not _is_run_id(key)]
+    lookups: list[tuple[Any, Any, list[str]]] = [
+        (select(SqlRun.run_uuid), SqlRun.run_uuid, [k for k in keys if _is_run_id(k)]),
+        (
+            select(SqlTag.value).where(SqlTag.key == RUN_KEY_TAG),
+            SqlTag.value,
+            [k for k in keys if not _is_run_id(k)],
+        ),
+    ]
 
     def lookup() -> None:
         with sql.engine.connect() as connection:
-            for start in range(0, len(as_ids), _KEY_LOOKUP_CHUNK):
-                chunk = as_ids[start : start + _KEY_LOOKUP_CHUNK]
-                query: Any = select(SqlRun.run_uuid).where(SqlRun.run_uuid.in_(chunk))
-                found.update(row[0] for row in connection.execute(query))
-            for start in range(0, len(by_tag), _KEY_LOOKUP_CHUNK):
-                chunk = by_tag[start : start + _KEY_LOOKUP_CHUNK]
-                query = select(SqlTag.value).where(
-                    SqlTag.key == RUN_KEY_TAG, SqlTag.value.in_(chunk)
-                )
-                found.update(row[0] for row in connection.execute(query))
+            for query, column, wanted in lookups:
+                for start in range(0, len(wanted), _KEY_LOOKUP_CHUNK):
+                    chunk = wanted[start : start + _KEY_LOOKUP_CHUNK]
+                    found.update(
+                        row[0] for row in connection.execute(query.where(column.in_(chunk)))
+                    )
 
     store.call(lookup)
     return found
