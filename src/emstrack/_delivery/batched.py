@@ -13,9 +13,8 @@ Exactly once still rests on the run key: a batch stores each run under its key a
 (the key is a uuid4's 32 hex digits, as MLflow's own run ids are), first looks up which of
 those ids are in the store already, and commits the run with its key tag in one transaction,
 so a shipper killed at any point leaves either no row or the whole run, which the next
-deliverer finds by primary key, or through the key tag on the one-by-one path. (MLflow has no
-index on tag values: looking the keys up by tag scanned every run's key tag, 0.26 s a batch in
-a SQLite store of 100,000 runs.)
+deliverer finds by primary key, on either path. (MLflow has no index on tag values: looking the
+keys up by tag scanned every run's key tag, 0.26 s a batch in a SQLite store of 100,000 runs.)
 
 Only what this path knows how to write takes it: a run that ended, has no shipping state (never
 partly shipped), has no parent run, and whose records pass MLflow's own validators. Everything
@@ -44,7 +43,7 @@ from .locks import EntryLock
 from .orphans import CREATE_LOCK_FILE, Outcome, deliver, for_store, has_ended
 from .shipping import UnsentRecords, done_with, forget_waiting, open_runs
 from .spool import EVENTS_FILE, SpoolEntry
-from .store import Store, dataset_inputs, get_store
+from .store import Store, dataset_inputs, get_store, is_run_id
 
 MAX_BATCH_RUNS = 200
 """Runs written in one transaction at most (a few seconds of a SQLite writer's lock)."""
@@ -242,18 +241,6 @@ def _write(store: Store, sql: Any, batch: list[_Prepared], on_error: ErrorHook |
     return {item.entry.folder for item in written}
 
 
-def _is_run_id(key: str) -> bool:
-    """Whether a run key can be its run's id: 32 lowercase hex digits.
-
-    Every key emstrack makes has that form; a key of another form (a foreign or hand-made
-    entry) gets a new id and is looked up by its tag.
-    """
-    return len(key) == 32 and all(char in _HEX_DIGITS for char in key)
-
-
-_HEX_DIGITS = frozenset("0123456789abcdef")
-
-
 def _present_keys(store: Store, sql: Any, keys: list[str]) -> set[str]:
     """Those of ``keys`` whose run is in the store: by run id, else (other keys) by key tag."""
     from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
@@ -261,11 +248,11 @@ def _present_keys(store: Store, sql: Any, keys: list[str]) -> set[str]:
 
     found: set[str] = set()
     lookups: list[tuple[Any, Any, list[str]]] = [
-        (select(SqlRun.run_uuid), SqlRun.run_uuid, [k for k in keys if _is_run_id(k)]),
+        (select(SqlRun.run_uuid), SqlRun.run_uuid, [k for k in keys if is_run_id(k)]),
         (
             select(SqlTag.value).where(SqlTag.key == RUN_KEY_TAG),
             SqlTag.value,
-            [k for k in keys if not _is_run_id(k)],
+            [k for k in keys if not is_run_id(k)],
         ),
     ]
 
@@ -322,7 +309,7 @@ class _Rows:
         datasets = dataset_inputs(records.datasets)
         _validate_dataset_inputs(datasets)
 
-        run_id = item.entry.key if _is_run_id(item.entry.key) else uuid.uuid4().hex
+        run_id = item.entry.key if is_run_id(item.entry.key) else uuid.uuid4().hex
         root = store.artifact_root(experiment_id)
         item.artifact_uri = append_to_uri_path(root, run_id, "artifacts")  # type: ignore[no-untyped-call]
         item.run_id = run_id

@@ -2,20 +2,26 @@
 
 A live run (synchronous or background) and ``emstrack sync`` both call :func:`ship`, which reads
 the entry's events after the last shipped byte and writes them with as few store calls as the
-limits allow. Shipping is idempotent: a run already in the store is found by its
-``emstrack.run_key`` tag, params repeat with the same values, metrics carry their original
-timestamps (MLflow drops exact duplicates), tags and artifacts overwrite themselves.
+limits allow. Shipping is idempotent: a run already in the store is found by its run key (as
+its run id, else by its ``emstrack.run_key`` tag), params repeat with the same values, metrics
+carry their original timestamps (MLflow drops exact duplicates), tags and artifacts overwrite
+themselves.
+
+The tag search reads every run's key tag, so it runs only when a create may have reached the
+store unnoticed: a create attempted, or a replay of an entry whose writer sent its run itself
+(no ``creates_noted`` in its start event, see :data:`~.spool.CREATES_NOTED`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._tags import PARENT_KEY_TAG, RUN_KEY_TAG
-from .spool import Event, ShipState, SpoolEntry
+from .spool import CREATES_NOTED, Event, ShipState, SpoolEntry
 from .store import Store, get_store
 
 
@@ -162,10 +168,18 @@ def ship(
 
 def _open_run(store: Store, entry: SpoolEntry, state: ShipState, start: Event, replay: bool) -> str:
     experiment_id = store.experiment_id(start["experiment"])
-    if replay or state.create_attempted:
+    noted = bool(start.get(CREATES_NOTED))
+    if state.create_attempted or (replay and not noted):
+        # A create_run may have reached the store without its answer being kept.
         existing = store.find_run(experiment_id, entry.key)
-        if existing is not None:
-            return existing
+    elif replay or noted:
+        # Every create_run for this run is noted in state.json first, and none was: only a
+        # batch can have stored it, under its key as its id (no tag search).
+        existing = store.find_run(experiment_id, entry.key, by_tag=False)
+    else:
+        existing = None  # the writer itself, before its first create_run
+    if existing is not None:
+        return existing
     tags = {RUN_KEY_TAG: entry.key, **start.get("tags", {})}
     parent_key = start.get("parent")
     if parent_key:
@@ -174,7 +188,20 @@ def _open_run(store: Store, entry: SpoolEntry, state: ShipState, start: Event, r
         if parent_run_id is not None:
             tags["mlflow.parentRunId"] = parent_run_id
     state.create_attempted = True
+    if noted:
+        _note_create(entry, state)
     return store.create_run(experiment_id, start.get("name"), start["start_ms"], tags)
+
+
+def _note_create(entry: SpoolEntry, state: ShipState) -> None:
+    """Save ``create_attempted`` before the create_run, as the entry's start event promises.
+
+    A spool that cannot take it (a full disk) does not stop the delivery: the run's records
+    reach the store. What is left is the entry's disk copy, which could then be delivered a
+    second time if this process died between the create and the entry's removal.
+    """
+    with contextlib.suppress(OSError):
+        entry.save_state(state)
 
 
 def _parent_run_id(store: Store, experiment_id: str, parent_key: str) -> str | None:

@@ -431,10 +431,20 @@ class Store:
             root = self._artifact_roots[experiment_id] = experiment.artifact_location
         return root
 
-    def find_run(self, experiment_id: str, run_key: str) -> str | None:
-        """The MLflow run id of the run with emstrack key ``run_key``, if it reached the store."""
+    def find_run(self, experiment_id: str, run_key: str, *, by_tag: bool = True) -> str | None:
+        """The MLflow run id of the run with emstrack key ``run_key``, if it reached the store.
+
+        First by primary key: a batch stores a run under its key as its id
+        (:func:`is_run_id`). Else, unless ``by_tag`` is false, by the key tag, which MLflow's
+        ``search_runs`` finds by reading every run's key tag (no index serves tag values):
+        117 ms a run in a SQLite store of 100,000 runs, on the server for an HTTP store.
+        """
         from mlflow.entities import ViewType
 
+        if is_run_id(run_key) and self._run_with_key(experiment_id, run_key):
+            return run_key
+        if not by_tag:
+            return None
         runs = self.call(
             self.client.search_runs,
             [experiment_id],
@@ -443,6 +453,25 @@ class Store:
             max_results=1,
         )
         return runs[0].info.run_id if runs else None
+
+    def _run_with_key(self, experiment_id: str, run_key: str) -> bool:
+        """Whether the run with id ``run_key`` exists in the experiment and carries that key.
+
+        MLflow's basic-auth server answers a run id it does not hold with 403, not 404 (so
+        that the answer does not tell which ids exist): that is "not there" too. A user who
+        may not read the experiment meets the 403 again on the next call.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.call(self.client.get_run, run_key)
+        except MlflowException as error:
+            if error.error_code in _MISSING_RUN_CODES:
+                return False
+            raise
+        return bool(
+            run.info.experiment_id == experiment_id and run.data.tags.get(RUN_KEY_TAG) == run_key
+        )
 
     def create_run(
         self, experiment_id: str, name: str | None, start_ms: int, tags: dict[str, str]
@@ -526,6 +555,19 @@ class Store:
         """Set the run's final status and end time."""
         self.call(self.client.set_terminated, run_id, status, end_ms)
         self._artifact_uris.pop(run_id, None)
+
+
+def is_run_id(key: str) -> bool:
+    """Whether a run key can be its run's id: 32 lowercase hex digits.
+
+    Every key emstrack makes has that form (a uuid4's hex digits, as MLflow's own run ids
+    are); a key of another form (a foreign or hand-made entry) is found by its tag only.
+    """
+    return len(key) == 32 and all(char in _HEX_DIGITS for char in key)
+
+
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_MISSING_RUN_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "PERMISSION_DENIED"})
 
 
 def dataset_inputs(events: Sequence[Mapping[str, Any]]) -> list[Any]:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from .. import _guard, _settings
 from .._delivery.quiet import quiet
 from .._delivery.shipping import done_with, note_waiting, open_runs, ship
-from .._delivery.spool import ShipState, SpoolEntry, now_ms
+from .._delivery.spool import CREATES_NOTED, ShipState, SpoolEntry, now_ms
 from .._delivery.store import get_store, is_rejection, root_cause
 from .._errors import ConfigurationError, TrackingError, describe
 from .._uris import redact_uri, unsupported_scheme
@@ -326,6 +326,10 @@ class Run:
                 # Tags known at the start travel with create_run: no extra write for them.
                 "tags": {**self._system_tags(), **self._tag_values(self._initial_tags)},
             }
+            if self._delivery in ("process", "spool"):
+                # Another process delivers it: every create_run is noted first, so a replay
+                # needs no search for a run that may already be in the store.
+                start[CREATES_NOTED] = True
             self._entry = _create_entry(self.key, start)
             open_runs.add(self._entry, self._state)
         except Exception as error:
