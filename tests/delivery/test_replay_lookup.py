@@ -61,7 +61,7 @@ def _spooled_run(store: Any, monkeypatch: Any, name: str = "spooled") -> Path:
         run.log_metrics({"cost": 1.5})
         run.log_metrics({"cost": 2.5}, step=1)
     (folder,) = [path for path in store.spool.iterdir() if path.name.endswith(run.key)]
-    return Path(folder)
+    return folder
 
 
 def _start_event(folder: Path) -> dict[str, Any]:

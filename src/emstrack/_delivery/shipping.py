@@ -169,17 +169,14 @@ def ship(
 def _open_run(store: Store, entry: SpoolEntry, state: ShipState, start: Event, replay: bool) -> str:
     experiment_id = store.experiment_id(start["experiment"])
     noted = bool(start.get(CREATES_NOTED))
-    if state.create_attempted or (replay and not noted):
-        # A create_run may have reached the store without its answer being kept.
-        existing = store.find_run(experiment_id, entry.key)
-    elif replay or noted:
-        # Every create_run for this run is noted in state.json first, and none was: only a
-        # batch can have stored it, under its key as its id (no tag search).
-        existing = store.find_run(experiment_id, entry.key, by_tag=False)
-    else:
-        existing = None  # the writer itself, before its first create_run
-    if existing is not None:
-        return existing
+    # Search the key tag only where a create_run may have reached the store without its answer
+    # being kept. A noted run with no create attempted can only have been stored by a batch,
+    # under its key as its id. The writer itself, before its first create_run, looks nothing up.
+    by_tag = state.create_attempted or (replay and not noted)
+    if by_tag or replay or noted:
+        existing = store.find_run(experiment_id, entry.key, by_tag=by_tag)
+        if existing is not None:
+            return existing
     tags = {RUN_KEY_TAG: entry.key, **start.get("tags", {})}
     parent_key = start.get("parent")
     if parent_key:
