@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import requests
+from mlflow.tracking import MlflowClient
 
 import emstrack
 from emstrack import analysis
@@ -99,6 +100,32 @@ class TestPipelineOverHttp:
             assert json.loads(artifact.content)["inputs"]["building_id"] == params["building_id"]
         assert sorted(seen) == sorted(CASES)
         assert list(server.artifacts.rglob("config.json"))  # stored at the server's destination
+
+    def test_ending_runs_writes_nothing_to_stdout(
+        self,
+        server: MlflowServer,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str],
+    ) -> None:
+        """MLflow's "View run" links stay out of the pipeline's and ``sync``'s output."""
+        monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
+        capfd.readouterr()
+        _write_cases(server.url, tmp_path / "spool", monkeypatch)  # each run ended in the call
+        monkeypatch.setenv("EMSTRACK_DELIVERY", "spool")
+        _pipeline(server.url)("B3", "cost", 9.0)
+        assert emstrack.sync(tmp_path / "spool", tracking_uri=server.url).sent
+
+        out = capfd.readouterr().out
+        assert "View run" not in out, out
+        assert server.url not in out, out
+        client = MlflowClient(server.url)
+        experiment = client.get_experiment_by_name("http-ems")
+        assert experiment is not None
+        ended = client.search_runs([experiment.experiment_id])
+        assert len(ended) == len(CASES) + 1
+        assert {run.info.status for run in ended} == {"FINISHED"}
+        assert all(run.info.end_time >= run.info.start_time for run in ended)
 
     def test_compare_over_http_equals_compare_on_the_servers_database(
         self, server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

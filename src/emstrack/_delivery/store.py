@@ -552,9 +552,27 @@ class Store:
         return get_artifact_repository(artifact_uri, tracking_uri=self.uri)
 
     def terminate(self, run_id: str, status: str, end_ms: int) -> None:
-        """Set the run's final status and end time."""
-        self.call(self.client.set_terminated, run_id, status, end_ms)
+        """Set the run's final status and end time (:func:`terminate_quietly`)."""
+        self.call(terminate_quietly, self.client, run_id, status, end_ms)
         self._artifact_uris.pop(run_id, None)
+
+
+def terminate_quietly(client: MlflowClient, run_id: str, status: str, end_ms: int | None) -> None:
+    """End a run as ``MlflowClient.set_terminated`` does, minus its stdout links.
+
+    For an HTTP store, ``set_terminated`` first fetches the whole run again (``get_run``) only
+    to write "View run ... at" links to stdout: a round trip a run, and two lines in the output
+    of the pipeline (or of ``emstrack sync``, a sweep, a shipper) that tracking must leave
+    alone. This goes straight to the client's backend store.
+    """
+    from mlflow.entities import RunStatus
+
+    backend = getattr(getattr(client, "_tracking_client", None), "store", None)
+    if backend is None or not hasattr(backend, "update_run_info"):
+        client.set_terminated(run_id, status, end_ms)
+        return
+    ended = end_ms if end_ms is not None else int(time.time() * 1000)
+    backend.update_run_info(run_id, RunStatus.from_string(status), ended, None)
 
 
 def is_run_id(key: str) -> bool:
