@@ -557,7 +557,7 @@ class Store:
         self._artifact_uris.pop(run_id, None)
 
 
-def terminate_quietly(client: MlflowClient, run_id: str, status: str, end_ms: int | None) -> None:
+def terminate_quietly(client: MlflowClient, run_id: str, status: str, end_ms: int) -> None:
     """End a run as ``MlflowClient.set_terminated`` does, minus its stdout links.
 
     For an HTTP store, ``set_terminated`` first fetches the whole run again (``get_run``) only
@@ -571,8 +571,7 @@ def terminate_quietly(client: MlflowClient, run_id: str, status: str, end_ms: in
     if backend is None or not hasattr(backend, "update_run_info"):
         client.set_terminated(run_id, status, end_ms)
         return
-    ended = end_ms if end_ms is not None else int(time.time() * 1000)
-    backend.update_run_info(run_id, RunStatus.from_string(status), ended, None)
+    backend.update_run_info(run_id, RunStatus.from_string(status), end_ms, None)
 
 
 def is_run_id(key: str) -> bool:

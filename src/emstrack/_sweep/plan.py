@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from filelock import FileLock
 
+from .._delivery.spool import now_ms
 from .._delivery.store import terminate_quietly
 from .._uris import is_sql_uri, sqlite_path
 from .keys import SCENARIO_KEY_TAG, SUPERSEDED_KEY_TAG
@@ -212,7 +213,7 @@ def supersede(client: MlflowClient, runs: Iterable[StoredRun]) -> int:
         client.delete_tag(run.run_id, SCENARIO_KEY_TAG)
         if run.status in ("RUNNING", "SCHEDULED"):
             client.set_tag(run.run_id, INCOMPLETE_TAG, "true")
-            terminate_quietly(client, run.run_id, "KILLED", None)
+            terminate_quietly(client, run.run_id, "KILLED", now_ms())
         count += 1
     return count
 
