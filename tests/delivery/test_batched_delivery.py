@@ -406,3 +406,45 @@ def test_a_path_mlflow_would_question_goes_through_its_repository(
 
     found = _local_target(Path("/root"), artifact_dir)
     assert (None if found is None else found.as_posix()) == target
+
+
+def test_sqlite_driver_inserts_match_sqlalchemys_and_leave_defaults_to_it(
+    tmp_path: Path,
+) -> None:
+    import datetime
+
+    import sqlalchemy as sa
+
+    from emstrack._delivery.batched import _insert
+
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "typed",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("at", sa.DateTime),
+        sa.Column("kind", sa.String(10), default="made"),
+    )
+    rows = [
+        {"id": 1, "flag": True, "at": datetime.datetime(2026, 1, 2, 3, 4), "kind": "given"},
+        {"id": 2, "flag": False, "at": datetime.datetime(2026, 5, 6, 7, 8), "kind": "other"},
+    ]
+    without_kind = [{"id": 3, "flag": True, "at": datetime.datetime(2026, 9, 9)}]
+    stored = {}
+    for how in ("driver", "sqlalchemy"):
+        engine = sa.create_engine(f"sqlite:///{tmp_path / how}.db")
+        metadata.create_all(engine)
+        with engine.begin() as connection:
+            if how == "driver":
+                _insert(connection, table, rows)
+                _insert(connection, table, without_kind)
+            else:
+                connection.execute(table.insert(), rows)
+                connection.execute(table.insert(), without_kind)
+        with engine.connect() as connection:
+            stored[how] = connection.execute(table.select().order_by(table.c.id)).all()
+        engine.dispose()
+    assert stored["driver"] == stored["sqlalchemy"]
+    assert [row.kind for row in stored["driver"]] == ["given", "other", "made"]
+    assert stored["driver"][0].at == datetime.datetime(2026, 1, 2, 3, 4)

@@ -134,3 +134,21 @@ def grid_toml(spec: dict[str, Any]) -> str:
         lines.append(f"[{table}]")
         lines.extend(f"{key} = {json.dumps(value)}" for key, value in spec[table].items())
     return "\n".join(lines) + "\n"
+
+
+def dask_worker_settings(case: int, die_once: str = "") -> dict[str, float]:
+    """The Dask settings the worker running this scenario has, as metrics.
+
+    With ``die_once`` (a marker file) not there yet, the call writes it and SIGKILLs its own
+    worker process first: Dask's nanny restarts the worker and the scenario runs again there.
+    """
+    import dask
+
+    if die_once and not Path(die_once).exists():
+        Path(die_once).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {
+        "case": float(case),
+        "profiler_on": float(bool(dask.config.get("distributed.worker.profile.enabled"))),
+        "pid": float(os.getpid()),
+    }

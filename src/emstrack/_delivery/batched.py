@@ -432,7 +432,61 @@ class _Rows:
         with sql.engine.begin() as connection:
             for model, rows in tables:
                 if rows:
-                    connection.execute(model.__table__.insert(), rows)
+                    _insert(connection, model.__table__, rows)
+
+
+def _insert(connection: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table`` on ``connection``.
+
+    On SQLite the rows go to the driver's ``executemany`` as tuples, through the statement
+    SQLAlchemy compiles and the bind processors it would apply: its own per-row parameter
+    handling took 0.4-0.6 ms of a run's 1.9-2.3 ms of inserts (a sweep's run is about 140
+    rows). Other databases keep SQLAlchemy's path, which batches rows into multi-row statements.
+    """
+    columns = tuple(rows[0])
+    plan = _driver_insert(connection.dialect, table, columns)
+    if plan is None:
+        connection.execute(table.insert(), rows)
+        return
+    statement, processors = plan
+    if any(processors):
+        values = [
+            tuple(
+                row[column] if process is None else process(row[column])
+                for column, process in zip(columns, processors, strict=True)
+            )
+            for row in rows
+        ]
+    else:
+        values = [tuple(row[column] for column in columns) for row in rows]
+    connection.exec_driver_sql(statement, values)
+
+
+_Processor = Callable[[Any], Any] | None
+_driver_inserts: dict[
+    tuple[str, str, str, tuple[str, ...]], tuple[str, list[_Processor]] | None
+] = {}
+
+
+def _driver_insert(
+    dialect: Any, table: Any, columns: tuple[str, ...]
+) -> tuple[str, list[_Processor]] | None:
+    """SQLite's compiled ``INSERT`` of ``columns`` and each column's bind processor, or ``None``.
+
+    ``None`` for other databases, and when SQLAlchemy would add parameters of its own (a column
+    default for a column the rows leave out): that statement needs SQLAlchemy's path.
+    """
+    if dialect.name != "sqlite":
+        return None
+    cache_key = (dialect.name, dialect.paramstyle, table.name, columns)
+    if cache_key not in _driver_inserts:
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
+        plan = None
+        if compiled.positional and tuple(compiled.positiontup or ()) == columns:
+            processors = [table.c[column].type.bind_processor(dialect) for column in columns]
+            plan = (str(compiled), processors)
+        _driver_inserts[cache_key] = plan
+    return _driver_inserts[cache_key]
 
 
 _MAX_VALID_KEYS = 10_000
