@@ -313,6 +313,34 @@ def test_a_known_metric_name_does_not_let_a_bad_value_through(
     shutil.rmtree(folders[1])
 
 
+def test_a_known_param_or_tag_name_still_has_its_value_cut_as_mlflow_cuts_it(
+    store: Any, monkeypatch: Any
+) -> None:
+    """Names MLflow accepted are remembered; a value past MLflow's limit is still truncated."""
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
+
+    monkeypatch.setenv("EMSTRACK_DELIVERY", "spool")
+    for name in ("known", "long"):
+        with emstrack.tracked_run(name, experiment=EXPERIMENT) as run:
+            run.log_params({"p": "short"})
+            run.set_tags({"t": "short"})
+    named = _by_name(store.spool)
+    assert deliver_many([named["known"]], store.uri)[named["known"]] is Outcome.SENT
+    # Longer than emstrack itself logs them (it cuts long params): a foreign spool line.
+    events = named["long"] / "run.jsonl"
+    lines = events.read_text().splitlines()
+    lines.insert(1, '{"e":"params","params":{"p":"' + "x" * (MAX_PARAM_VAL_LENGTH + 1) + '"}}')
+    lines.insert(1, '{"e":"tags","tags":{"t":"' + "y" * (MAX_TAG_VAL_LENGTH + 1) + '"}}')
+    events.write_text("\n".join(line for line in lines if '"short"' not in line) + "\n")
+
+    assert deliver_many([named["long"]], store.uri)[named["long"]] is Outcome.SENT
+
+    runs = {run.info.run_name: run for run in all_runs(store.uri, EXPERIMENT)}
+    assert runs["known"].data.params["p"] == "short"
+    assert runs["long"].data.params["p"] == "x" * MAX_PARAM_VAL_LENGTH
+    assert runs["long"].data.tags["t"] == "y" * MAX_TAG_VAL_LENGTH
+
+
 def test_flush_delivers_runs_left_in_the_spool_together(store: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("EMSTRACK_DELIVERY", "spool")
     for index in range(5):

@@ -120,6 +120,16 @@ class TestShippedSample:
         with pytest.raises(ValueError, match=r"has 28 days"):
             sample["DE_KN_residential1"].days_frame(27, 2)
 
+    def test_a_changed_copy_does_not_reach_the_next_load(self) -> None:
+        """The sample is read once a process; each call still gets frames of its own."""
+        first = load_building("residential4")
+        pristine = first.hourly.copy()
+        first.hourly.loc[:, "inflexible_load_kwh"] = -1.0
+        del load_household_data()["DE_KN_residential4"].hourly["pv_kwh"]
+        again = load_building("residential4")
+        pd.testing.assert_frame_equal(again.hourly, pristine)
+        assert again.hourly is not first.hourly
+
 
 class TestStartProbabilities:
     def test_shipped_table_has_normalised_rows_per_device(self) -> None:

@@ -287,10 +287,10 @@ class _Rows:
 
     def add(self, store: Store, item: _Prepared) -> None:
         """Validate one run's records with MLflow's own rules and add its rows."""
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric
         from mlflow.utils.name_utils import _generate_random_name
         from mlflow.utils.uri import append_to_uri_path
-        from mlflow.utils.validation import _validate_batch_log_data, _validate_dataset_inputs
+        from mlflow.utils.validation import _validate_dataset_inputs
 
         start, records = item.start, item.records
         assert records.end is not None
@@ -301,11 +301,8 @@ class _Rows:
         name = tags[_RUN_NAME_TAG]
         metrics = list(dict.fromkeys(Metric(k, v, ts, step) for k, v, step, ts in records.metrics))
         _validate_metrics(metrics)
-        _, params, run_tags = _validate_batch_log_data(  # type: ignore[no-untyped-call]
-            [],
-            [Param(k, v) for k, v in records.params.items()],
-            [RunTag(k, v) for k, v in tags.items()],
-        )
+        params = _validated_params(records.params)
+        run_tags = _validated_tags(tags)
         datasets = dataset_inputs(records.datasets)
         _validate_dataset_inputs(datasets)
 
@@ -491,6 +488,8 @@ def _driver_insert(
 
 _MAX_VALID_KEYS = 10_000
 _valid_metric_keys: set[str] = set()
+_valid_param_keys: set[str] = set()
+_valid_tag_keys: set[str] = set()
 
 
 def _validate_metrics(metrics: Iterable[Any]) -> None:
@@ -512,8 +511,46 @@ def _validate_metrics(metrics: Iterable[Any]) -> None:
         ):
             continue
         _validate_metric(metric.key, metric.value, metric.timestamp, metric.step)  # type: ignore[no-untyped-call]
-        if len(_valid_metric_keys) < _MAX_VALID_KEYS:
-            _valid_metric_keys.add(metric.key)
+        _remember(_valid_metric_keys, metric.key)
+
+
+def _validated_params(params: dict[str, Any]) -> list[Any]:
+    """MLflow's check of each param (``log_batch``'s), its name checked once a process.
+
+    What MLflow would change (a value past its length limit, truncated) or refuse still goes
+    through MLflow's own validator, which does that and raises its ``MlflowException``.
+    """
+    from mlflow.entities import Param
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, _validate_param
+
+    checked = []
+    for index, (key, value) in enumerate(params.items()):
+        if key in _valid_param_keys and type(value) is str and len(value) <= MAX_PARAM_VAL_LENGTH:
+            checked.append(Param(key, value))
+            continue
+        checked.append(_validate_param(key, value, path=f"params[{index}]"))  # type: ignore[no-untyped-call]
+        _remember(_valid_param_keys, key)
+    return checked
+
+
+def _validated_tags(tags: dict[str, Any]) -> list[Any]:
+    """MLflow's check of each tag, its name checked once a process (as for params)."""
+    from mlflow.entities import RunTag
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH, _validate_tag
+
+    checked = []
+    for index, (key, value) in enumerate(tags.items()):
+        if key in _valid_tag_keys and type(value) is str and len(value) <= MAX_TAG_VAL_LENGTH:
+            checked.append(RunTag(key, value))
+            continue
+        checked.append(_validate_tag(key, value, path=f"tags[{index}]"))  # type: ignore[no-untyped-call]
+        _remember(_valid_tag_keys, key)
+    return checked
+
+
+def _remember(valid: set[str], key: str) -> None:
+    if len(valid) < _MAX_VALID_KEYS:
+        valid.add(key)
 
 
 def _sanitized(value: float) -> tuple[bool, float]:
