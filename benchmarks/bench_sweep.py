@@ -2,23 +2,23 @@
 
 Usage::
 
-    python benchmarks/bench_sweep.py [--buildings 6] [--days 20] [--n-days 1] [--rounds 3]
+    python benchmarks/bench_sweep.py [--buildings 6] [--days 28] [--n-days 1] [--rounds 3]
 
-Each executor runs the same grid (buildings x 2 scenarios x days, real ``compare_modes``
-optimizations of ``--n-days`` days each; 240 scenarios by default) into its own fresh SQLite
-store, through ``emstrack.sweep``, then the same grid again with tracking switched off
+Each executor runs the same grid (buildings x the 4 scenarios x days, real ``compare_modes``
+optimizations of ``--n-days`` days each; 672 scenarios by default, every day of the shipped
+sample, so that the workers' start-up weighs as little as the sample allows) into its own fresh
+SQLite store, through ``emstrack.sweep``, then the same grid again with tracking switched off
 (``EMSTRACK_DISABLED=1``), side by side. Printed per executor: wall time (worker start-up
 included), scenarios per second, the speed-up over one worker, the sweep's own estimate of
-tracking's share of the wall time (tracking's time in the scenarios spread over the workers,
-the driver's delivery CPU when the workers fill every core, and the wait for the last
-deliveries) and the measured one: 1 - untracked wall / tracked wall,
-each the median of ``--rounds`` interleaved rounds (tracked first in even rounds, untracked
-first in odd ones), with every round's measured share printed below the table, and
-tracking's share of the CPU time of the sweep and all its processes (1 - untracked CPU / tracked
-CPU), which a neighbour's load does not distort: with both cores busy it is the wall share an
-idle machine would show. The machine's speed drifts between two sweeps by more than tracking
-costs: ``bench_sweep_cost.py`` measures the share from each scenario run tracked and untracked
-side by side.
+tracking's share of the wall time (tracking's time in the scenarios spread over the workers, the
+driver's delivery CPU when the workers fill every core, and the wait for the last deliveries)
+and the measured one: 1 - untracked wall / tracked wall, each the median of ``--rounds``
+interleaved rounds (tracked first in even rounds, untracked first in odd ones), with every
+round's measured share printed below the table, and tracking's share of the CPU time of the
+sweep and all its processes (1 - untracked CPU / tracked CPU), which a neighbour's load does not
+distort: with both cores busy it is the wall share an idle machine would show. The machine's
+speed drifts between two sweeps by more than tracking costs: ``bench_sweep_cost.py`` measures
+the share from each scenario run tracked and untracked side by side.
 Goals: 2 workers >= 1.7x one; tracking <= 3 %.
 """
 
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import emstrack
+from emstrack.ems import SCENARIOS
 
 BUILDINGS = [f"DE_KN_residential{i}" for i in range(1, 7)]
 
@@ -43,7 +44,7 @@ def grid(buildings: int, days: int, n_days: int) -> dict[str, Any]:
         "experiment": "bench-sweep",
         "grid": {
             "building_id": BUILDINGS[:buildings],
-            "scenario": ["battery_only", "self_consumption"],
+            "scenario": list(SCENARIOS),
             "start_day": [n_days * day for day in range(days)],
         },
         "fixed": {"n_days": n_days},
@@ -81,7 +82,7 @@ def cpu_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--buildings", type=int, default=6)
-    parser.add_argument("--days", type=int, default=20)
+    parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--n-days", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--executors", nargs="+", default=["local-1", "local-2", "dask-2"])
