@@ -523,14 +523,9 @@ def _validated_params(params: dict[str, Any]) -> list[Any]:
     from mlflow.entities import Param
     from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, _validate_param
 
-    checked = []
-    for index, (key, value) in enumerate(params.items()):
-        if key in _valid_param_keys and type(value) is str and len(value) <= MAX_PARAM_VAL_LENGTH:
-            checked.append(Param(key, value))
-            continue
-        checked.append(_validate_param(key, value, path=f"params[{index}]"))  # type: ignore[no-untyped-call]
-        _remember(_valid_param_keys, key)
-    return checked
+    return _validated(
+        params, Param, MAX_PARAM_VAL_LENGTH, _validate_param, _valid_param_keys, "params"
+    )
 
 
 def _validated_tags(tags: dict[str, Any]) -> list[Any]:
@@ -538,13 +533,24 @@ def _validated_tags(tags: dict[str, Any]) -> list[Any]:
     from mlflow.entities import RunTag
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH, _validate_tag
 
+    return _validated(tags, RunTag, MAX_TAG_VAL_LENGTH, _validate_tag, _valid_tag_keys, "tags")
+
+
+def _validated(
+    items: dict[str, Any],
+    entity: Callable[[str, str], Any],
+    max_length: int,
+    validate: Callable[..., Any],
+    valid_keys: set[str],
+    kind: str,
+) -> list[Any]:
     checked = []
-    for index, (key, value) in enumerate(tags.items()):
-        if key in _valid_tag_keys and type(value) is str and len(value) <= MAX_TAG_VAL_LENGTH:
-            checked.append(RunTag(key, value))
+    for index, (key, value) in enumerate(items.items()):
+        if key in valid_keys and type(value) is str and len(value) <= max_length:
+            checked.append(entity(key, value))
             continue
-        checked.append(_validate_tag(key, value, path=f"tags[{index}]"))  # type: ignore[no-untyped-call]
-        _remember(_valid_tag_keys, key)
+        checked.append(validate(key, value, path=f"{kind}[{index}]"))
+        _remember(valid_keys, key)
     return checked
 
 
