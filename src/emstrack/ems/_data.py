@@ -124,8 +124,7 @@ def load_household_data(source: HouseholdSource = None) -> dict[str, HouseholdDa
 
     """
     if source is None:
-        # Fresh frames each call: a caller may change its copy without changing the next one's.
-        return {b: HouseholdData(b, d.hourly.copy()) for b, d in _shipped_sample().items()}
+        return {b: _own_copy(d) for b, d in _shipped_sample().items()}
     if isinstance(source, HouseholdData):
         return {source.building_id: source}
     if isinstance(source, pd.DataFrame):
@@ -150,13 +149,14 @@ def load_building(building_id: str, source: HouseholdSource = None) -> Household
         ValueError: If the building is not in the source (the message lists those that are).
 
     """
-    buildings = load_household_data(source)
-    if building_id in buildings:
-        return buildings[building_id]
-    matches = [b for b in buildings if b.endswith(f"_{building_id}")]
-    if len(matches) == 1:
-        return buildings[matches[0]]
-    raise ValueError(f"building {building_id!r} not found; available: {sorted(buildings)}")
+    buildings = _shipped_sample() if source is None else load_household_data(source)
+    if building_id not in buildings:
+        matches = [b for b in buildings if b.endswith(f"_{building_id}")]
+        if len(matches) != 1:
+            raise ValueError(f"building {building_id!r} not found; available: {sorted(buildings)}")
+        building_id = matches[0]
+    found = buildings[building_id]
+    return _own_copy(found) if source is None else found
 
 
 def load_start_probabilities(source: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
@@ -221,6 +221,11 @@ def _shipped_sample() -> dict[str, HouseholdData]:
     """
     with resources.files("emstrack.ems").joinpath("data").joinpath(SAMPLE_FILE).open("rb") as f:
         return _from_table(pd.read_csv(f, compression="gzip"))
+
+
+def _own_copy(building: HouseholdData) -> HouseholdData:
+    """A shipped building with a frame of its own: a caller's changes stay out of the next load."""
+    return HouseholdData(building.building_id, building.hourly.copy())
 
 
 def _from_path(path: Path) -> dict[str, HouseholdData]:
