@@ -152,3 +152,19 @@ def dask_worker_settings(case: int, die_once: str = "") -> dict[str, float]:
         "profiler_on": float(bool(dask.config.get("distributed.worker.profile.enabled"))),
         "pid": float(os.getpid()),
     }
+
+
+def logged_case(
+    case: int, log: str, die_at: int = -1, marker: str = "", always: bool = False
+) -> dict[str, float]:
+    """A quick scenario that notes each time it starts (``"<case> <pid>"``, a line of ``log``).
+
+    The call for ``die_at`` SIGKILLs its own worker: once (writing ``marker`` first), or every
+    time with ``always``.
+    """
+    with open(log, "a", encoding="utf-8") as file:
+        file.write(f"{case} {os.getpid()}\n")
+    if case == die_at and (always or not Path(marker).exists()):
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"case": float(case), "pid": float(os.getpid())}

@@ -4,9 +4,15 @@
   fork of a process holding MLflow clients, threads or locks) and hands each one scenario at a
   time over its own pipe. A worker that dies (killed, out of memory) costs the scenario it held:
   that scenario is reported FAILED and a fresh worker takes its place.
-* :func:`run_dask` maps the scenarios onto a ``distributed`` cluster: the scheduler at
-  ``scheduler``, else a ``LocalCluster`` of ``workers`` single-threaded processes. A scenario
-  whose worker died is rescheduled by Dask; when Dask gives up (``KilledWorker``) it is FAILED.
+* :func:`run_dask` hands the scenarios to a ``distributed`` cluster: the scheduler at
+  ``scheduler``, else a ``LocalCluster`` of ``workers`` single-threaded processes. Short
+  scenarios travel several to a task (:func:`chunk_size`): Dask's own cost per task, on the
+  scheduler, the client and the worker, is a few milliseconds, as much as a one-day
+  optimization. A task whose worker died is rescheduled by Dask, and its scenarios that had
+  finished return their kept outcome instead of running again; when Dask gives up on a task
+  (``KilledWorker``), its unfinished scenarios are tried again one to a task, and those that
+  only waited on a dying worker again after that (:func:`_after_give_up`), so that only the
+  scenario that kills its workers is FAILED.
   The ``LocalCluster`` has no dashboard, so its workers run without Dask's statistical
   profiler (:data:`LOCAL_WORKER_CONFIG`); a scheduler of the user's keeps its own settings.
 """
@@ -16,14 +22,25 @@ from __future__ import annotations
 import collections
 import contextlib
 import importlib
+import math
 import multiprocessing
 import multiprocessing.connection
+import statistics
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .delivery import Closing, flush_worker
-from .worker import Outcome, ScenarioTask, SweepContext, run_scenario
+from .worker import (
+    Outcome,
+    ScenarioTask,
+    SweepContext,
+    has_started,
+    kept_outcome,
+    run_scenario,
+    run_scenarios,
+)
 
 LOCAL_WORKER_CONFIG = {"distributed": {"worker": {"profile": {"enabled": False}}}}
 """Dask settings of the workers of the ``LocalCluster`` a sweep starts itself.
@@ -195,22 +212,7 @@ def run_dask(
     else:
         client = distributed.Client(scheduler)
     try:
-        # The context travels in each task (a few hundred bytes), not scattered once: scattered
-        # data lives only on the workers holding it, and when the last of them dies Dask
-        # cancels every task still needing it ("lost scattered data").
-        futures = {
-            client.submit(run_scenario, context, task, pure=False, key=f"scenario-{task.key}"): task
-            for task in tasks
-        }
-        for future in distributed.as_completed(futures):
-            task = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as error:
-                outcome = lost(task, f"worker lost ({type(error).__name__}: {error})"[:500])
-            # Forget the result at once: Dask recomputes a held result whose worker dies.
-            future.release()
-            yield outcome
+        yield from _dask_outcomes(distributed, client, context, tasks, workers)
         if not context.driver_delivers:
             began = time.perf_counter()
             with contextlib.suppress(Exception):  # a worker gone keeps its runs in its spool
@@ -220,3 +222,122 @@ def run_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+CHUNK_SECONDS = 0.25
+"""Scenario time a Dask task should hold: Dask's guidance is tasks of 100 ms or more."""
+MAX_CHUNK = 32
+"""Scenarios in one Dask task at most."""
+TASKS_PER_THREAD = 2
+"""Dask tasks in flight per worker thread: the next one is queued on the worker when one ends."""
+_SLOTS_EVERY_S = 5.0
+
+
+def chunk_size(typical_seconds: float | None, remaining: int, slots: int) -> int:
+    """How many scenarios the next Dask task takes.
+
+    One while no scenario has reported its duration (``typical_seconds`` ``None``); then enough
+    for :data:`CHUNK_SECONDS`, at most :data:`MAX_CHUNK`, and never so many that the last
+    scenarios leave a worker thread idle (``remaining`` spread over ``TASKS_PER_THREAD`` tasks
+    for each of the ``slots`` threads).
+    """
+    if typical_seconds is None or remaining <= 0:
+        return 1
+    wanted = MAX_CHUNK if typical_seconds <= 0 else int(CHUNK_SECONDS / typical_seconds)
+    spread = math.ceil(remaining / (TASKS_PER_THREAD * max(1, slots)))
+    return max(1, min(wanted, MAX_CHUNK, spread))
+
+
+def _dask_outcomes(
+    distributed: Any,
+    client: Any,
+    context: SweepContext,
+    tasks: Sequence[ScenarioTask],
+    workers: int,
+) -> Iterator[Outcome]:
+    """Submit ``tasks`` in chunks as earlier ones end; yield each scenario's outcome."""
+    queue = collections.deque(tasks)
+    finished = distributed.as_completed()
+    chunks: dict[Any, list[ScenarioTask]] = {}
+    durations: list[float] = []
+    tries: Counter[str] = collections.Counter()
+    slots, checked = _slots(client, workers), time.monotonic()
+
+    def submit(chunk: list[ScenarioTask]) -> None:
+        # The context travels in each task (a few hundred bytes), not scattered once: scattered
+        # data lives only on the workers holding it, and when the last of them dies Dask
+        # cancels every task still needing it ("lost scattered data").
+        if len(chunk) == 1:
+            # A new key for each try: Dask answers a key it gave up on with the same error.
+            again = f"-{tries[chunk[0].key]}" if tries[chunk[0].key] else ""
+            key = f"scenario-{chunk[0].key}{again}"
+            future = client.submit(run_scenario, context, chunk[0], pure=False, key=key)
+        else:
+            key = f"scenarios-{chunk[0].key}-{len(chunk)}"
+            future = client.submit(run_scenarios, context, chunk, pure=False, key=key)
+        chunks[future] = chunk
+        finished.add(future)
+
+    def top_up() -> None:
+        nonlocal slots, checked
+        if queue and time.monotonic() - checked > _SLOTS_EVERY_S:
+            slots, checked = _slots(client, slots), time.monotonic()  # the cluster may scale
+        # The median: a worker's first scenario (its imports, its caches) takes 50x the others.
+        typical = statistics.median(durations) if durations else None
+        while queue and len(chunks) < TASKS_PER_THREAD * slots:
+            size = chunk_size(typical, len(queue), slots)
+            submit([queue.popleft() for _ in range(min(size, len(queue)))])
+
+    top_up()
+    for future in finished:
+        chunk = chunks.pop(future)
+        try:
+            result = future.result()
+        except Exception as error:
+            why = f"worker lost ({type(error).__name__}: {error})"[:500]
+            outcomes = []
+            for task in chunk:
+                outcome = _after_give_up(context, task, why, alone=len(chunk) == 1, tries=tries)
+                if outcome is None:
+                    submit([task])
+                else:
+                    outcomes.append(outcome)
+        else:
+            outcomes = result if isinstance(result, list) else [result]
+        # Forget the result at once: Dask recomputes a held result whose worker dies.
+        future.release()
+        durations.extend(outcome.seconds for outcome in outcomes if outcome.seconds > 0)
+        del durations[:-100]
+        top_up()
+        yield from outcomes
+
+
+MAX_BYSTANDER_TRIES = 3
+"""Times a scenario that never started is tried again after Dask gave up on its task."""
+
+
+def _after_give_up(
+    context: SweepContext, task: ScenarioTask, why: str, *, alone: bool, tries: Counter[str]
+) -> Outcome | None:
+    """A scenario of a task Dask gave up on (``KilledWorker``): its outcome, or ``None``: again.
+
+    A scenario that had finished gives back its kept outcome. One of a chunk is tried again
+    alone. One alone that a worker of this machine's cluster never started (it only waited on
+    the worker that died) is tried again, :data:`MAX_BYSTANDER_TRIES` times at most; the one
+    the worker was running, or any on a remote cluster, where that is unknown, is FAILED.
+    """
+    kept = kept_outcome(context, task)
+    if kept is not None:
+        return kept
+    if not alone or (has_started(context, task) is False and tries[task.key] < MAX_BYSTANDER_TRIES):
+        tries[task.key] += 1
+        return None
+    return lost(task, why)
+
+
+def _slots(client: Any, fallback: int) -> int:
+    """Worker threads of the cluster now (``fallback`` while it has none or cannot say)."""
+    try:
+        return sum(client.nthreads().values()) or fallback
+    except Exception:
+        return fallback

@@ -10,12 +10,14 @@ in the worker process, where emstrack's redaction already hides their values.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import json
 import os
 import socket
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -138,15 +140,21 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
     clock: list[float] = []
     entries: list[str] = []
     began = time.perf_counter()
-    if context.check_finished and _finished_before(context, task.key):
-        return Outcome(
-            task.index,
-            task.key,
-            "SKIPPED",
-            seconds=time.perf_counter() - began,
-            worker=worker,
-            startup_seconds=startup,
-        )
+    if context.check_finished:
+        earlier = kept_outcome(context, task)
+        if earlier is not None:
+            return earlier
+        if _finished_in_store(context, task.key):
+            return Outcome(
+                task.index,
+                task.key,
+                "SKIPPED",
+                seconds=time.perf_counter() - began,
+                worker=worker,
+                startup_seconds=startup,
+            )
+    if context.check_finished:
+        _mark(context, f"{task.key}{STARTED_SUFFIX}", "")
     try:
         tracked = _tracked(context, task.key, canonical_arguments(task.arguments), clock, entries)
         tracked(**task.arguments)
@@ -155,9 +163,7 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
         message: str | None = _describe(error)
     else:
         status, message = "FINISHED", None
-        if context.check_finished and context.driver_delivers:
-            _mark_done(context, task.key)
-    return Outcome(
+    outcome = Outcome(
         task.index,
         task.key,
         status,
@@ -168,6 +174,19 @@ def run_scenario(context: SweepContext, task: ScenarioTask) -> Outcome:
         startup_seconds=startup,
         entry=entries[0] if entries else None,
     )
+    if status == "FINISHED" and context.check_finished:
+        _mark_done(context, outcome)
+    return outcome
+
+
+def run_scenarios(context: SweepContext, tasks: Sequence[ScenarioTask]) -> list[Outcome]:
+    """Run ``tasks`` one after another (one Dask task holding several scenarios).
+
+    Each scenario that finishes is marked done as it ends (with ``check_finished``): when the
+    worker dies halfway and Dask runs the task again elsewhere, the scenarios already done
+    return the outcome they had and only the rest run.
+    """
+    return [run_scenario(context, task) for task in tasks]
 
 
 def done_folder(context: SweepContext) -> Path | None:
@@ -177,26 +196,54 @@ def done_folder(context: SweepContext) -> Path | None:
     return Path(context.spool_dir).parent / "sweeps" / context.sweep_id
 
 
-def _mark_done(context: SweepContext, key: str) -> None:
-    folder = done_folder(context)
-    if folder is not None:
-        with contextlib.suppress(OSError):  # a missing marker costs a recompute, nothing more
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / key).touch()
+STARTED_SUFFIX = ".started"
 
 
-def _finished_before(context: SweepContext, key: str) -> bool:
+def _mark_done(context: SweepContext, outcome: Outcome) -> None:
+    """Keep a finished scenario's outcome beside the shared spool, for a re-run of its task."""
+    _mark(context, outcome.key, json.dumps(dataclasses.asdict(outcome), separators=(",", ":")))
+
+
+def _mark(context: SweepContext, name: str, text: str) -> None:
     folder = done_folder(context)
-    if folder is not None:
-        return (folder / key).exists()
-    return _finished_in_store(context, key)
+    if folder is None:
+        return  # remote workers: a re-run asks the store
+    with contextlib.suppress(OSError):  # a missing marker costs a recompute, nothing more
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+
+
+def kept_outcome(context: SweepContext, task: ScenarioTask) -> Outcome | None:
+    """The outcome a worker of this sweep kept when it finished ``task`` (:func:`_mark_done`)."""
+    folder = done_folder(context)
+    if folder is None:
+        return None
+    try:
+        kept = json.loads((folder / task.key).read_text(encoding="utf-8"))
+        outcome = Outcome(**kept)
+    except (OSError, ValueError, TypeError):
+        return None  # none, or torn by a worker killed as it wrote it: run the scenario
+    return outcome if (outcome.index, outcome.key) == (task.index, task.key) else None
+
+
+def has_started(context: SweepContext, task: ScenarioTask) -> bool | None:
+    """Whether a worker of this sweep started ``task``; ``None``: unknown (remote workers).
+
+    A worker runs one scenario at a time, so a worker that died was running the one scenario
+    it started and did not finish; the others Dask held on it never started.
+    """
+    folder = done_folder(context)
+    if folder is None:
+        return None
+    return (folder / f"{task.key}{STARTED_SUFFIX}").exists()
 
 
 def _finished_in_store(context: SweepContext, key: str) -> bool:
+    """Whether the store has the scenario FINISHED (remote workers, which deliver their own)."""
     from mlflow.tracking import MlflowClient
 
-    if context.experiment_id is None:
-        return False
+    if context.driver_delivers or context.experiment_id is None:
+        return False  # the run may still wait in the shared spool: the done-markers tell
     try:
         found = MlflowClient(tracking_uri=context.tracking_uri).search_runs(
             [context.experiment_id],
