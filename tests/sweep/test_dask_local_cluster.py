@@ -3,6 +3,8 @@ short scenarios travel several to a task, and a killed worker still costs only i
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from collections import Counter
 from pathlib import Path
 
@@ -47,6 +49,22 @@ def test_sweep_workers_and_a_restarted_one_run_without_the_profiler(
     assert [run.data.metrics["profiler_on"] for run in finished] == [0.0, 0.0]
     killed_pid = float(marker.read_text())
     assert killed_pid not in {run.data.metrics["pid"] for run in finished}
+
+
+def test_a_sweep_cluster_starts_cleanly_beside_another_on_port_8787(
+    store: object, tmp_path: Path
+) -> None:
+    # Another cluster (or anything) on Dask's default 8787: the scheduler's pages go elsewhere
+    # and no "Port 8787 is already in use" warning (an error in this suite) stops the sweep.
+    with contextlib.ExitStack() as stack:
+        holder = stack.enter_context(socket.socket())
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):  # already taken by something else: the same case
+            holder.bind(("0.0.0.0", 8787))
+            holder.listen()
+        spec = _cases(tmp_path, "sw-dask-port", die_at=-1, always=False)
+        report = emstrack.sweep(spec, executor="dask", workers=1, progress=False)
+    assert (report.finished, len(report.failed)) == (12, 0), report.summary()
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,21 @@ def local_worker_config() -> dict[str, Any]:
     return merged
 
 
+def local_cluster(distributed: Any, workers: int) -> Any:
+    """The ``LocalCluster`` a sweep with no scheduler runs on: one thread per worker process."""
+    return distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        # The scheduler serves its health and metrics pages whatever the dashboard: on a free
+        # loopback port, not 0.0.0.0:8787, where a second sweep's cluster would clash.
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        silence_logs=40,
+        config=local_worker_config(),
+    )
+
+
 def lost(task: ScenarioTask, why: str) -> Outcome:
     """The outcome of a scenario whose worker went away."""
     return Outcome(task.index, task.key, "FAILED", error=why)
@@ -200,14 +215,7 @@ def run_dask(
         ) from None
     cluster: Any = None
     if scheduler is None:
-        cluster = distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=40,
-            config=local_worker_config(),
-        )
+        cluster = local_cluster(distributed, workers)
         client = distributed.Client(cluster)
     else:
         client = distributed.Client(scheduler)
