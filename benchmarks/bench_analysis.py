@@ -14,8 +14,10 @@ same store in this process, and the table of times and ratios is printed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -109,6 +111,7 @@ def build_store(path: Path, runs: int, workers: int) -> None:
 
     MlflowClient(tracking_uri=uri).search_experiments()  # creates and migrates the schema
     spool = tempfile.mkdtemp(prefix="bench-spool-")
+    atexit.register(shutil.rmtree, spool, ignore_errors=True)
     shares = [runs // workers + (1 if i < runs % workers else 0) for i in range(workers)]
     starts = [sum(shares[:i]) for i in range(workers)]
     started = time.perf_counter()
@@ -136,6 +139,7 @@ def time_calls(path: Path, repeat: int) -> list[tuple[str, float]]:
 
     uri = f"sqlite:///{path.resolve()}"
     out = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     calls: list[tuple[str, Callable[[], Any]]] = [
         ("compare", lambda: analysis.compare(EXPERIMENT, "total_cost", tracking_uri=uri)),
         ("best_run", lambda: analysis.best_run(EXPERIMENT, "savings_eur", tracking_uri=uri)),

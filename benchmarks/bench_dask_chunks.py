@@ -37,6 +37,12 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=16)
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    with tempfile.TemporaryDirectory(prefix="bench-dask-chunks-") as name:
+        run(args, Path(name))
+
+
+def run(args: argparse.Namespace, folder: Path) -> None:
+    """Alternate the two task sizes on one warm cluster whose store and spool are in ``folder``."""
     import distributed
 
     from emstrack._sweep.executors import local_cluster
@@ -44,7 +50,6 @@ def main() -> None:
     from emstrack._sweep.spec import load_spec
     from emstrack._sweep.worker import ScenarioTask, SweepContext, run_scenario, run_scenarios
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-dask-chunks-"))
     spec = load_spec(grid(6, 28, 1))
     context = SweepContext(
         function=spec.function,

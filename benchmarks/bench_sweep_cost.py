@@ -24,7 +24,9 @@ Goal: tracking <= 3 %.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -54,6 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     folder = Path(tempfile.mkdtemp(prefix="bench-sweep-cost-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     os.chdir(folder)  # MLflow puts a new experiment's artifacts under ./mlruns: keep them here
 
     from emstrack._delivery.batched import deliver_many

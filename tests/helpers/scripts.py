@@ -14,6 +14,23 @@ def emstrack_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "emstrack"]
 
 
+DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def with_default_sigint(command: list[str]) -> list[str]:
+    """``command`` started with Ctrl-C's default action, whatever this process inherited.
+
+    A process started in the background by a non-interactive shell (``.ci/run &``, ``nohup``)
+    ignores SIGINT, and its children inherit that across ``exec``; neither ``python`` nor
+    ``emstrack run`` then sees a Ctrl-C. ``execv`` keeps the default restored here.
+    """
+    executable = shutil.which(command[0]) or command[0]
+    return [sys.executable, "-c", DEFAULT_SIGINT, executable, *command[1:]]
+
+
 def environment(store) -> dict[str, str]:
     return {
         **os.environ,

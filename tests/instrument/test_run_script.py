@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.scripts import emstrack_command, environment, plain, tracked
+from helpers.scripts import emstrack_command, environment, plain, tracked, with_default_sigint
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "examples" / "scripts"
 EXAMPLE = SCRIPTS / "plan_battery.py"
@@ -154,7 +154,7 @@ def test_ctrl_c_kills_the_parent_and_the_process_dies_by_sigint(store, tmp_path)
         ],
     ):
         process = subprocess.Popen(
-            command,
+            with_default_sigint(command),
             cwd=store.root,
             env=environment(store),
             stdin=subprocess.PIPE,
