@@ -14,17 +14,16 @@ same store in this process, and the table of times and ratios is printed.
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from scratch import scratch_folder
 
 EXPERIMENT = "bench-analysis"
 BUILDINGS = [f"DE_KN_residential{i}" for i in range(1, 11)]
@@ -100,6 +99,10 @@ def _write_runs(uri: str, spool: str, first: int, count: int, seed: int) -> int:
                 run.log_metrics(metrics)
         except _Failure:
             pass
+    # Runs reach the store through a shipper process: wait for it, or the store is timed
+    # (and kept for reuse) with runs still on their way.
+    if not emstrack.flush():
+        raise RuntimeError(f"runs left in the spool {spool}: {emstrack.pending()}")
     return count
 
 
@@ -110,8 +113,7 @@ def build_store(path: Path, runs: int, workers: int) -> None:
     from mlflow.tracking import MlflowClient
 
     MlflowClient(tracking_uri=uri).search_experiments()  # creates and migrates the schema
-    spool = tempfile.mkdtemp(prefix="bench-spool-")
-    atexit.register(shutil.rmtree, spool, ignore_errors=True)
+    spool = str(scratch_folder("bench-spool-"))
     shares = [runs // workers + (1 if i < runs % workers else 0) for i in range(workers)]
     starts = [sum(shares[:i]) for i in range(workers)]
     started = time.perf_counter()
@@ -138,8 +140,7 @@ def time_calls(path: Path, repeat: int) -> list[tuple[str, float]]:
     from emstrack import analysis
 
     uri = f"sqlite:///{path.resolve()}"
-    out = Path(tempfile.mkdtemp(prefix="bench-export-"))
-    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    out = scratch_folder("bench-export-")
     calls: list[tuple[str, Callable[[], Any]]] = [
         ("compare", lambda: analysis.compare(EXPERIMENT, "total_cost", tracking_uri=uri)),
         ("best_run", lambda: analysis.best_run(EXPERIMENT, "savings_eur", tracking_uri=uri)),

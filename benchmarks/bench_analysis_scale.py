@@ -32,19 +32,18 @@ time, CPU + server CPU and memory separately.
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from scratch import scratch_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -248,9 +247,7 @@ def main() -> None:
     )
     parser.add_argument("--calls", nargs="+", default=list(CALLS), choices=list(CALLS))
     args = parser.parse_args()
-    folder = args.reuse.resolve() if args.reuse else Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    if not args.reuse:
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = args.reuse.resolve() if args.reuse else scratch_folder("bench-scale-")
     folder.mkdir(parents=True, exist_ok=True)
     os.chdir(folder)  # MLflow puts a new experiment's artifacts under ./mlruns: keep them here
     table: list[tuple[str, int, str, float, float, float, float]] = []

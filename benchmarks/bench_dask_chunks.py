@@ -46,9 +46,8 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     import distributed
 
     from emstrack._sweep.executors import local_cluster
-    from emstrack._sweep.keys import scenario_key
     from emstrack._sweep.spec import load_spec
-    from emstrack._sweep.worker import ScenarioTask, SweepContext, run_scenario, run_scenarios
+    from emstrack._sweep.worker import SweepContext, run_scenario, run_scenarios, scenario_tasks
 
     spec = load_spec(grid(6, 28, 1))
     context = SweepContext(
@@ -61,10 +60,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         spool_dir=str(folder / "spool"),
         switches={"EMSTRACK_DISABLED": "1", "MLFLOW_DISABLE_TELEMETRY": "true"},
     )
-    tasks = [
-        ScenarioTask(index, scenario_key(spec.function, arguments), arguments)
-        for index, arguments in enumerate(spec.scenarios())
-    ]
+    tasks = scenario_tasks(spec.function, spec.scenarios())
     cluster = local_cluster(distributed, args.workers)
     client = distributed.Client(cluster)
 

@@ -25,14 +25,13 @@ Goals: 2 workers >= 1.7x one; tracking <= 3 %.
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import resource
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from scratch import scratch_folder
 
 import emstrack
 from emstrack.ems import SCENARIOS
@@ -91,8 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     spec = grid(args.buildings, args.days, args.n_days)
-    folder = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = scratch_folder("bench-sweep-")
     os.chdir(folder)  # MLflow puts a new experiment's artifacts under ./mlruns: keep them here
     rows = []
     for name in args.executors:

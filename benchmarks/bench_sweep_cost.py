@@ -24,18 +24,16 @@ Goal: tracking <= 3 %.
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_sweep import cpu_seconds, grid
+from scratch import scratch_folder
 
 
 def _median_interval(values: list[float]) -> tuple[float, float]:
@@ -55,15 +53,13 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=10)
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    folder = Path(tempfile.mkdtemp(prefix="bench-sweep-cost-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = scratch_folder("bench-sweep-cost-")
     os.chdir(folder)  # MLflow puts a new experiment's artifacts under ./mlruns: keep them here
 
     from emstrack._delivery.batched import deliver_many
     from emstrack._delivery.orphans import Outcome
-    from emstrack._sweep.keys import scenario_key
     from emstrack._sweep.spec import load_spec
-    from emstrack._sweep.worker import ScenarioTask, SweepContext, run_scenario
+    from emstrack._sweep.worker import ScenarioTask, SweepContext, run_scenario, scenario_tasks
 
     spec = load_spec(grid(6, min(20, 28 // args.n_days), args.n_days))  # 28 days of data
     uri = f"sqlite:///{folder / 'store.db'}"
@@ -80,10 +76,7 @@ def main() -> None:
     scenarios = list(spec.scenarios())
     total = args.warm_up + args.scenarios
     cycled = [scenarios[number % len(scenarios)] for number in range(total)]
-    tasks = [
-        ScenarioTask(index, scenario_key(spec.function, arguments), arguments)
-        for index, arguments in enumerate(cycled)
-    ]
+    tasks = scenario_tasks(spec.function, cycled)
 
     def timed(task: ScenarioTask, tracked: bool) -> tuple[float, str | None]:
         if tracked:

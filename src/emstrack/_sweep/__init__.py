@@ -30,6 +30,7 @@ from .worker import (
     ScenarioTask,
     SweepContext,
     done_folder,
+    scenario_tasks,
 )
 
 __all__ = ["SCENARIO_KEY_TAG", "SweepReport", "SweepSpec", "load_spec", "scenario_key", "sweep"]
@@ -84,10 +85,7 @@ def sweep(
         raise ConfigurationError("a scheduler address needs executor='dask'")
     uri = _settings.tracking_uri(tracking_uri)
     name = experiment or spec.experiment or _settings.experiment_name()
-    tasks = [
-        ScenarioTask(index, scenario_key(spec.function, arguments), arguments)
-        for index, arguments in enumerate(spec.scenarios())
-    ]
+    tasks = scenario_tasks(spec.function, spec.scenarios())
     report = SweepReport(experiment=name, tracking_uri=redact_uri(uri), dry_run=dry_run)
     if sync_first and not dry_run:
         # Runs kept in this machine's spool (an outage, a dead worker) reach the store first,

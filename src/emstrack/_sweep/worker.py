@@ -17,13 +17,13 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .delivery import SPOOL_DELIVERY
-from .keys import SCENARIO_KEY_TAG, SCENARIO_TAG, SWEEP_ID_TAG, canonical_arguments
+from .keys import SCENARIO_KEY_TAG, SCENARIO_TAG, SWEEP_ID_TAG, canonical_arguments, scenario_key
 
 CREDENTIAL_VARIABLES = (
     "MLFLOW_TRACKING_USERNAME",
@@ -106,6 +106,14 @@ class ScenarioTask:
     index: int
     key: str
     arguments: Mapping[str, Any]
+
+
+def scenario_tasks(function: str, scenarios: Iterable[Mapping[str, Any]]) -> list[ScenarioTask]:
+    """The tasks of ``scenarios`` of ``function``, numbered in order, each with its stable key."""
+    return [
+        ScenarioTask(index, scenario_key(function, arguments), arguments)
+        for index, arguments in enumerate(scenarios)
+    ]
 
 
 @dataclass(frozen=True)
