@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,8 +270,14 @@ def flush(timeout: float | None = None) -> bool:
     waited for while another process delivers them. Runs the store did not take stay in the
     spool (listed by :func:`pending`). Returns ``False`` when ``timeout`` seconds passed first
     or some runs stay in the spool; costs a folder listing when nothing waits.
+
+    ``timeout`` defaults to ``EMSTRACK_FLUSH_TIMEOUT`` (60 s), the reads' own wait, so that a
+    stuck deliverer in another process cannot hang the caller; ``math.inf`` waits for as long
+    as it takes. Runs not delivered in time are not lost: they are still on their way.
     """
-    return flush_for(None, timeout)
+    if timeout is None:
+        timeout = _settings.flush_timeout()
+    return flush_for(None, None if timeout == math.inf else timeout)
 
 
 def flush_for(tracking_uri: str | None, timeout: float | None) -> bool:

@@ -95,8 +95,11 @@ class Shipper:
     def _command(self, raw: bytes) -> None:
         command, _, argument = raw.decode("utf-8", "replace").strip().partition(" ")
         if command == "ship" and argument and "/" not in argument:
-            self._hold(argument)
-            self._put("ship", argument)
+            # One step with the main thread's hand-over (:meth:`_take`): an entry this locks
+            # is either let go by a hand-over still to come or queued again, never stranded.
+            with self._cond:
+                self._hold(argument)
+                self._put("ship", argument)
         elif command == "flush" and argument:
             self._put("flush", argument)
 
@@ -110,7 +113,10 @@ class Shipper:
             self._cond.notify_all()
 
     def _hold(self, name: str) -> None:
-        """Lock a handed-over entry at once: readers elsewhere then wait for its delivery."""
+        """Lock a handed-over entry at once: readers elsewhere then wait for its delivery.
+
+        Called under ``self._cond``, like :meth:`_let_go`.
+        """
         if len(self._held) >= MAX_HELD_LOCKS or name in self._held:
             return
         entry = SpoolEntry(self.root / name)
@@ -139,38 +145,57 @@ class Shipper:
 
     def run(self, out: BinaryIO) -> None:
         """Main loop: deliver, answer flushes, retry parked runs; return when stdin closed."""
-        from .store import RETRY_AFTER_S
-
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    if self._parked:
-                        if not self._cond.wait(RETRY_AFTER_S) and not self._queue:
-                            self._retry_parked()
-                    else:
-                        self._cond.wait()
-                if not self._queue:
+                step = self._wait_for_command()
+                if step is None:
                     break
-                command, argument = self._queue.popleft()
-                if command == "flush" and self._parked and argument not in self._retried:
-                    # Try the parked runs once more before answering.
-                    self._retried.add(argument)
-                    self._queue.appendleft((command, argument))
-                    self._retry_parked(first=True)
-                    continue
-                names = [argument] if command == "ship" else []
-                if names:
-                    names.extend(self._more_ships())
+                command, argument = step
+                names = self._take([argument, *self._more_ships()]) if command == "ship" else []
             if names:
                 self._ship(names)
             else:
                 self._answer(out, argument)
         with self._cond:
             self._retry_parked()
-        names = [argument for command, argument in self._queue if command == "ship"]
-        self._queue.clear()
+            names = self._take([name for command, name in self._queue if command == "ship"])
+            self._queue.clear()
         if names:
             self._ship(names, last_try=True)
+
+    def _wait_for_command(self) -> tuple[str, str] | None:
+        """Under ``self._cond``: the next command, off the queue; ``None`` once stdin closed."""
+        from .store import RETRY_AFTER_S
+
+        while True:
+            while not self._queue and not self._closed:
+                if self._parked:
+                    if not self._cond.wait(RETRY_AFTER_S) and not self._queue:
+                        self._retry_parked()
+                else:
+                    self._cond.wait()
+            if not self._queue:
+                return None
+            command, argument = self._queue.popleft()
+            if command == "flush" and self._parked and argument not in self._retried:
+                # Try the parked runs once more before answering.
+                self._retried.add(argument)
+                self._queue.appendleft((command, argument))
+                self._retry_parked(first=True)
+                continue
+            return command, argument
+
+    def _take(self, names: list[str]) -> list[str]:
+        """Under ``self._cond``: hand these runs over to delivery (let go of their locks).
+
+        From here on a ``ship`` command for one of them queues it again (a reader thread may
+        have locked it meanwhile): one step with :meth:`_command`, or such an entry would stay
+        locked by this process and never be delivered.
+        """
+        for name in names:
+            self._let_go(name)
+        self._queued.difference_update(names)
+        return names
 
     def _more_ships(self) -> list[str]:
         """The ``ship`` commands next in the queue (under the lock): delivered together."""
@@ -192,14 +217,10 @@ class Shipper:
                 self._queue.append(("ship", name))
 
     def _ship(self, names: list[str], last_try: bool = False) -> None:
-        """Deliver these runs (together when the store allows); park what the store did not take."""
+        """Deliver runs handed over by :meth:`_take`; park what the store did not take."""
         from .batched import deliver_many
         from .orphans import Outcome
 
-        for name in names:
-            self._let_go(name)
-        with self._cond:
-            self._queued.difference_update(names)
         folders = [self.root / name for name in names]
         try:
             outcomes = deliver_many(folders, self.uri, on_error=_log_error)
