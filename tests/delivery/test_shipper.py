@@ -14,7 +14,7 @@ import sys
 from emstrack import tracked_run
 from emstrack._delivery.shipper import Shipper
 from helpers.locks import holding_file_lock
-from helpers.servers import server_environment
+from helpers.scripts import environment
 
 
 def spool_finished_runs(store, monkeypatch, count: int) -> list[str]:
@@ -74,17 +74,12 @@ def test_flush_waits_at_most_the_flush_timeout_for_a_run_another_process_holds(s
     ``False``; the run stays in the spool and the next flush delivers it.
     """
     (name,) = spool_finished_runs(store, monkeypatch, 1)
-    environment = {
-        **server_environment(),
-        "MLFLOW_TRACKING_URI": store.uri,
-        "EMSTRACK_SPOOL_DIR": str(store.spool),
-        "EMSTRACK_FLUSH_TIMEOUT": "1",
-    }
+    flush_environment = {**environment(store), "EMSTRACK_FLUSH_TIMEOUT": "1"}
 
     def flush_in_a_new_process() -> str:
         result = subprocess.run(
             [sys.executable, "-c", FLUSH],
-            env=environment,
+            env=flush_environment,
             capture_output=True,
             text=True,
             timeout=300,  # without a bounded default the held lock made it wait an hour

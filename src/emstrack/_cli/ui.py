@@ -97,7 +97,7 @@ def ui_command(
     from .._delivery.replay import flush
 
     # Runs finished moments ago may still be on their way (another process's shipper).
-    flush(_settings.flush_timeout())
+    flush()  # waits at most EMSTRACK_FLUSH_TIMEOUT
     server = UiServer(uri, host=host, port=port, workers=workers, artifact_root=artifact_root)
     previous = {
         signum: signal.signal(signum, _raise_stop)

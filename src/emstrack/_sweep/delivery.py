@@ -139,8 +139,7 @@ def _since(began: float) -> float:
 
 def flush_worker() -> int:
     """On a worker with its own spool: wait for its runs; return how many stay in its spool."""
-    from .. import _settings
     from .._delivery.replay import flush, pending
 
-    flush(_settings.flush_timeout())
+    flush()  # waits at most EMSTRACK_FLUSH_TIMEOUT
     return sum(1 for run in pending() if run.status is not None)
