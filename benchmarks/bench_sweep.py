@@ -8,17 +8,21 @@ Each executor runs the same grid (buildings x the 4 scenarios x days, real ``com
 optimizations of ``--n-days`` days each; 672 scenarios by default, every day of the shipped
 sample, so that the workers' start-up weighs as little as the sample allows) into its own fresh
 SQLite store, through ``emstrack.sweep``, then the same grid again with tracking switched off
-(``EMSTRACK_DISABLED=1``), side by side. Printed per executor: wall time (worker start-up
-included), scenarios per second, the speed-up over one worker, the sweep's own estimate of
-tracking's share of the wall time (tracking's time in the scenarios spread over the workers, the
-driver's delivery CPU when the workers fill every core, and the wait for the last deliveries)
-and the measured one: 1 - untracked wall / tracked wall, each the median of ``--rounds``
-interleaved rounds (tracked first in even rounds, untracked first in odd ones), with every
-round's measured share printed below the table, and tracking's share of the CPU time of the
-sweep and all its processes (1 - untracked CPU / tracked CPU), which a neighbour's load does not
-distort: with both cores busy it is the wall share an idle machine would show. The machine's
-speed drifts between two sweeps by more than tracking costs: ``bench_sweep_cost.py`` measures
-the share from each scenario run tracked and untracked side by side.
+(``EMSTRACK_DISABLED=1``), side by side. A round runs every executor this way, in an order that
+turns from round to round, tracked first in even rounds and untracked first in odd ones.
+
+Printed per executor, each the median of ``--rounds`` rounds: wall time (worker start-up
+included), scenarios per second, the speed-up over the first executor (the median of each
+round's own ratio, tracked and untracked: the machine's speed drifts between rounds by more
+than the goal's margin, and a ratio of two sweeps minutes apart measures that drift), the
+sweep's own estimate of tracking's share of the wall time (tracking's time in the scenarios
+spread over the workers, the driver's delivery CPU when the workers fill every core, and the
+wait for the last deliveries) and the measured one: 1 - untracked wall / tracked wall, and
+tracking's share of the CPU time of the sweep and all its processes (1 - untracked CPU /
+tracked CPU), which a neighbour's load does not distort: with both cores busy it is the wall
+share an idle machine would show. Every round's speed-up and measured share are printed below
+the table. ``bench_sweep_cost.py`` measures the share from each scenario run tracked and
+untracked side by side.
 Goals: 2 workers >= 1.7x one; tracking <= 3 %.
 """
 
@@ -92,14 +96,17 @@ def main() -> None:
     spec = grid(args.buildings, args.days, args.n_days)
     folder = scratch_folder("bench-sweep-")
     os.chdir(folder)  # MLflow puts a new experiment's artifacts under ./mlruns: keep them here
-    rows = []
-    for name in args.executors:
-        executor, workers = name.split("-")[0], int(name.split("-")[1])
-        label = f"{executor} x{workers}"
-        tracked, untracked = [], []
-        for round_ in range(args.rounds):
-            # Interleaved, and in turn tracked first and untracked first: a neighbour's load,
-            # and the machine speeding up or slowing down over the rounds, hit both alike.
+    executors = [(name.split("-")[0], int(name.split("-")[1])) for name in args.executors]
+    labels = [f"{executor} x{workers}" for executor, workers in executors]
+    named = list(zip(executors, labels, strict=True))
+    tracked: dict[str, list[Any]] = {label: [] for label in labels}
+    untracked: dict[str, list[Any]] = {label: [] for label in labels}
+    for round_ in range(args.rounds):
+        # Every executor in every round, in an order turning round by round, and each tracked
+        # and untracked back to back, in turn tracked first and untracked first: a neighbour's
+        # load, and the machine speeding up or slowing down, hit every sweep of a round alike.
+        turned = round_ % len(executors)
+        for (executor, workers), label in named[turned:] + named[:turned]:
             for off in (False, True) if round_ % 2 == 0 else (True, False):
                 if off:
                     os.environ["EMSTRACK_DISABLED"] = "1"
@@ -109,42 +116,56 @@ def main() -> None:
                     )
                 finally:
                     os.environ.pop("EMSTRACK_DISABLED", None)
-                (untracked if off else tracked).append(report)
-        rows.append((label, tracked, untracked))
-    base = statistics.median(report.rate for report in rows[0][1])
+                (untracked if off else tracked)[label].append(report)
+    print_table(args.rounds, labels, tracked, untracked)
+
+
+def print_table(
+    rounds: int, labels: list[str], tracked: dict[str, list[Any]], untracked: dict[str, list[Any]]
+) -> None:
+    """Medians over the rounds; a speed-up is the median of each round's ratio to the first."""
+    first = labels[0]
+
+    def speed_up(reports: dict[str, list[Any]], label: str) -> float:
+        pairs = zip(reports[label], reports[first], strict=True)
+        return statistics.median(report.rate / base.rate for report, base in pairs)
+
     print()
     print(f"load average now: {os.getloadavg()[0]:.1f} (2 cores, shared with other jobs)")
-    print(f"medians of {args.rounds} interleaved rounds")
+    print(f"medians of {rounds} rounds; speed-ups are the median of each round's own ratio")
     print(
         f"{'executor':<10} {'scenarios':>9} {'failed':>6} {'wall s':>7} {'per s':>6} "
-        f"{'speed-up':>8} {'untracked s':>11} {'tracking % (measured)':>21} "
+        f"{'speed-up':>8} {'untracked s':>11} {'(speed-up)':>10} {'tracking % (measured)':>21} "
         f"{'(estimate)':>10} {'CPU %':>6} {'start-up s':>10}"
     )
-    for label, tracked, untracked in rows:
-        wall = statistics.median(report.wall_seconds for report in tracked)
-        rate = statistics.median(report.rate for report in tracked)
-        off = statistics.median(report.wall_seconds for report in untracked)
-        measured = statistics.median(
-            1 - u.wall_seconds / t.wall_seconds for t, u in zip(tracked, untracked, strict=True)
-        )
-        estimate = statistics.median(report.tracking_share for report in tracked)
-        cpu = statistics.median(
-            1 - u.cpu_seconds / t.cpu_seconds for t, u in zip(tracked, untracked, strict=True)
-        )
-        startup = statistics.median(report.startup_seconds for report in tracked)
-        report = tracked[0]
+    for label in labels:
+        done, off_reports = tracked[label], untracked[label]
+        wall = statistics.median(report.wall_seconds for report in done)
+        rate = statistics.median(report.rate for report in done)
+        off = statistics.median(report.wall_seconds for report in off_reports)
+        pairs = list(zip(done, off_reports, strict=True))
+        measured = statistics.median(1 - u.wall_seconds / t.wall_seconds for t, u in pairs)
+        estimate = statistics.median(report.tracking_share for report in done)
+        cpu = statistics.median(1 - u.cpu_seconds / t.cpu_seconds for t, u in pairs)
+        startup = statistics.median(report.startup_seconds for report in done)
         print(
-            f"{label:<10} {len(report.outcomes):>9} {len(report.failed):>6} "
-            f"{wall:7.1f} {rate:6.2f} {rate / base:7.2f}x "
-            f"{off:11.1f} {100 * measured:20.1f}% "
+            f"{label:<10} {len(done[0].outcomes):>9} {len(done[0].failed):>6} "
+            f"{wall:7.1f} {rate:6.2f} {speed_up(tracked, label):7.2f}x "
+            f"{off:11.1f} {speed_up(untracked, label):9.2f}x {100 * measured:20.1f}% "
             f"{100 * estimate:9.1f}% {100 * cpu:5.1f}% {startup:10.1f}"
         )
     print()
-    print("tracking % (measured) of each round, to show the spread:")
-    for label, tracked, untracked in rows:
-        pairs = zip(tracked, untracked, strict=True)
+    print("each round, to show the spread: tracked speed-up over the first; tracking % (measured)")
+    for label in labels:
+        ratios = [t.rate / b.rate for t, b in zip(tracked[label], tracked[first], strict=True)]
+        pairs = zip(tracked[label], untracked[label], strict=True)
         shares = [100 * (1 - u.wall_seconds / t.wall_seconds) for t, u in pairs]
-        print(f"  {label:<10} " + "  ".join(f"{share:5.1f}" for share in shares))
+        print(
+            f"  {label:<10} "
+            + "  ".join(f"{ratio:4.2f}x" for ratio in ratios)
+            + "   "
+            + "  ".join(f"{share:5.1f}" for share in shares)
+        )
     print("goals: local x2 >= 1.70x local x1; tracking <= 3 %")
 
 

@@ -18,6 +18,7 @@ if _typing.TYPE_CHECKING:
         EmstrackWarning,
         StoreUnavailableError,
         TrackingError,
+        WorkerStartError,
     )
     from ._instrument.api import instrument, uninstrument
     from ._reproduce.errors import RerunError
@@ -39,6 +40,7 @@ __all__ = [
     "SweepReport",
     "SyncReport",
     "TrackingError",
+    "WorkerStartError",
     "__version__",
     "active_run",
     "flush",
@@ -66,6 +68,7 @@ _LAZY = {
     "SweepReport": "._sweep",
     "SyncReport": "._delivery.replay",
     "TrackingError": "._errors",
+    "WorkerStartError": "._errors",
     "active_run": "._tracking.run",
     "flush": "._delivery.replay",
     "instrument": "._instrument.api",

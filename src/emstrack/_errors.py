@@ -10,6 +10,7 @@ Exceptions::
     Exception
     └── EmstrackError
         ├── ConfigurationError (also ValueError)  - decorator or run options that cannot work
+        ├── WorkerStartError                      - a sweep's worker process could not start
         └── TrackingError                         - a write failed (raised only when strict)
             └── StoreUnavailableError             - the tracking store did not answer
 
@@ -27,6 +28,7 @@ __all__ = [
     "EmstrackWarning",
     "StoreUnavailableError",
     "TrackingError",
+    "WorkerStartError",
     "describe",
 ]
 
@@ -37,6 +39,13 @@ class EmstrackError(Exception):
 
 class ConfigurationError(EmstrackError, ValueError):
     """Tracking was configured in a way that cannot work; raised when the decorator is applied."""
+
+
+class WorkerStartError(EmstrackError):
+    """A sweep's worker process exited before it could run a scenario; the sweep stopped.
+
+    The scenarios it was handed did not run and are not marked FAILED: the next sweep runs them.
+    """
 
 
 class TrackingError(EmstrackError):

@@ -9,6 +9,7 @@ each through ``tracked_optimization`` on its worker (:mod:`.worker`).
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import shutil
 import time
@@ -72,10 +73,13 @@ def sweep(
         A :class:`SweepReport`; a scenario that raised is FAILED in it, and in the store.
 
     Raises:
-        ConfigurationError: For a bad grid or bad options, before anything runs.
+        ConfigurationError: For a bad grid or bad options, before anything runs; also when
+            called by a worker process as it starts (a script without a ``__main__`` guard).
         StoreUnavailableError: If the store cannot be read to plan the sweep.
+        WorkerStartError: If a local worker process exits before it could run a scenario.
 
     """
+    _refuse_in_starting_worker()
     spec = load_spec(grid)
     if workers < 1:
         raise ConfigurationError(f"workers must be at least 1, not {workers}")
@@ -147,6 +151,21 @@ def sweep(
             # next sweep's planning supersedes any extra attempt instead.
             report.untidy = str(error)
     return report
+
+
+def _refuse_in_starting_worker() -> None:
+    """Stop a spawned worker that runs the driver's script again before it touches the store.
+
+    A spawned process (local workers, Dask's) first imports the script that started it as
+    ``__mp_main__``; without a ``__main__`` guard that calls ``sweep()`` again, which would plan
+    a second sweep and write to the store before multiprocessing itself refuses to spawn.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise ConfigurationError(
+            "emstrack.sweep() was called by a worker process as it started: workers are spawned "
+            "and run the top level of the script that started the sweep again. Call "
+            'emstrack.sweep() under `if __name__ == "__main__":` in that script'
+        )
 
 
 def _execute(

@@ -26,11 +26,13 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .._errors import ConfigurationError, WorkerStartError, describe
 from .delivery import Closing, flush_worker
 from .worker import (
     Outcome,
@@ -84,9 +86,14 @@ def lost(task: ScenarioTask, why: str) -> Outcome:
     return Outcome(task.index, task.key, "FAILED", error=why)
 
 
+READY = "ready"
+"""A local worker's first message: it started, and what dies after this costs a scenario."""
+
+
 def _worker_main(context: SweepContext, connection: multiprocessing.connection.Connection) -> None:
-    """A local worker: run the scenarios it is sent until it is sent ``None``."""
+    """A local worker: say it is ready, then run the scenarios it is sent until sent ``None``."""
     context.apply()
+    connection.send(READY)
     while True:
         try:
             task = connection.recv()
@@ -113,6 +120,8 @@ class _Worker:
         self.tasks: collections.deque[ScenarioTask] = collections.deque()
         """Handed and not reported yet, in the order the worker runs them."""
         self.broken = False
+        self.ready = False
+        """Whether it said :data:`READY`: one that dies before did not run a scenario."""
 
     def give(self, task: ScenarioTask) -> bool:
         """Send ``task``; ``False`` if the worker is gone (its pipe broke)."""
@@ -141,6 +150,13 @@ def run_local(
 
     Each worker holds up to :data:`IN_FLIGHT` scenarios. One that dies costs the scenario it
     was running (reported FAILED); those still waiting in its pipe go to the other workers.
+
+    Raises:
+        WorkerStartError: A worker exited before it was ready (say, a script calling
+            ``emstrack.sweep()`` without a ``__main__`` guard, which every spawned worker runs
+            again). Its scenarios did not run and are not reported; a new worker would fail
+            the same way, once for every scenario.
+
     """
     spawn = multiprocessing.get_context("spawn")
     queue = collections.deque(tasks)
@@ -166,18 +182,29 @@ def run_local(
                 dead = worker.process.sentinel in ready
                 if worker.tasks and worker.connection in ready:
                     try:
-                        outcome: Outcome = worker.connection.recv()
+                        message: Outcome | str = worker.connection.recv()
                     except (EOFError, OSError):
                         dead = True
                     else:
+                        if message == READY:
+                            worker.ready = True
+                            continue
+                        assert isinstance(message, Outcome)
                         worker.tasks.popleft()
                         fill(worker)
-                        yield outcome
+                        yield message
                         continue
                 if dead:
                     worker.process.join()
                     code = worker.process.exitcode
                     worker.connection.close()
+                    if not worker.ready:
+                        raise WorkerStartError(
+                            _could_not_start(
+                                f"a sweep worker process exited (exit code {code}) before it "
+                                "could run a scenario"
+                            )
+                        )
                     why = f"worker process died (exit code {code})"
                     if worker.tasks:
                         running, *waiting = worker.tasks
@@ -190,6 +217,22 @@ def run_local(
     finally:
         for worker in pool:
             worker.stop()
+
+
+def _could_not_start(what: str) -> str:
+    why = (
+        f"{what}; its error is on stderr above. The sweep stopped: the scenarios not run yet "
+        "run next time"
+    )
+    main = sys.modules.get("__main__")
+    if getattr(main, "__file__", None) and getattr(main, "__spec__", None) is None:
+        # A script run as ``python script.py``: each spawned worker runs its top level again.
+        why += (
+            ". If a script of yours called emstrack.sweep(), call it under "
+            '`if __name__ == "__main__":` (see "Safe importing of main module" in Python\'s '
+            "multiprocessing documentation)"
+        )
+    return why
 
 
 def run_dask(
@@ -208,14 +251,16 @@ def run_dask(
         # Typed as Any: distributed's own annotations are partial.
         distributed: Any = importlib.import_module("distributed")
     except ImportError:
-        from .._errors import ConfigurationError
-
         raise ConfigurationError(
             "--executor dask needs Dask distributed: pip install 'emstrack[scale]'"
         ) from None
     cluster: Any = None
     if scheduler is None:
-        cluster = local_cluster(distributed, workers)
+        try:
+            cluster = local_cluster(distributed, workers)
+        except Exception as error:
+            what = f"the sweep's Dask LocalCluster could not start ({describe(error)})"
+            raise WorkerStartError(_could_not_start(what)) from error
         client = distributed.Client(cluster)
     else:
         client = distributed.Client(scheduler)
