@@ -126,9 +126,13 @@ def print_table(
     """Medians over the rounds; a speed-up is the median of each round's ratio to the first."""
     first = labels[0]
 
-    def speed_up(reports: dict[str, list[Any]], label: str) -> float:
+    def round_ratios(reports: dict[str, list[Any]], label: str) -> list[float]:
+        """Each round's rate of ``label`` over the first executor's in the same round."""
         pairs = zip(reports[label], reports[first], strict=True)
-        return statistics.median(report.rate / base.rate for report, base in pairs)
+        return [report.rate / base.rate for report, base in pairs]
+
+    def speed_up(reports: dict[str, list[Any]], label: str) -> float:
+        return statistics.median(round_ratios(reports, label))
 
     print()
     print(f"load average now: {os.getloadavg()[0]:.1f} (2 cores, shared with other jobs)")
@@ -157,7 +161,7 @@ def print_table(
     print()
     print("each round, to show the spread: tracked speed-up over the first; tracking % (measured)")
     for label in labels:
-        ratios = [t.rate / b.rate for t, b in zip(tracked[label], tracked[first], strict=True)]
+        ratios = round_ratios(tracked, label)
         pairs = zip(tracked[label], untracked[label], strict=True)
         shares = [100 * (1 - u.wall_seconds / t.wall_seconds) for t, u in pairs]
         print(

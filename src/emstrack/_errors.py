@@ -42,7 +42,7 @@ class ConfigurationError(EmstrackError, ValueError):
 
 
 class WorkerStartError(EmstrackError):
-    """A sweep's worker process exited before it could run a scenario; the sweep stopped.
+    """A sweep's worker process (or its Dask ``LocalCluster``) could not start; the sweep stopped.
 
     The scenarios it was handed did not run and are not marked FAILED: the next sweep runs them.
     """

@@ -76,7 +76,8 @@ def sweep(
         ConfigurationError: For a bad grid or bad options, before anything runs; also when
             called by a worker process as it starts (a script without a ``__main__`` guard).
         StoreUnavailableError: If the store cannot be read to plan the sweep.
-        WorkerStartError: If a local worker process exits before it could run a scenario.
+        WorkerStartError: If a local worker process exits before it could run a scenario, or
+            the sweep's own Dask ``LocalCluster`` cannot start.
 
     """
     _refuse_in_starting_worker()
