@@ -78,3 +78,21 @@ def test_a_lock_held_by_another_process_is_waited_for(tmp_path):
 def test_a_lock_in_a_deleted_folder_raises_oserror(tmp_path):
     with pytest.raises(FileNotFoundError):
         EntryLock(tmp_path / "gone" / ".lock").acquire(0)
+
+
+def test_a_lock_knows_when_its_file_was_deleted_or_replaced(tmp_path):
+    path = tmp_path / ".lock"
+    lock = EntryLock(path)
+    assert not lock.holds_current_file()  # not held
+    assert lock.acquire(0)
+    assert lock.is_flock
+    assert lock.holds_current_file()
+    path.unlink()
+    assert not lock.holds_current_file()
+    path.write_text("")  # a new file at the same path: another lock may hold it now
+    assert not lock.holds_current_file()
+    other = EntryLock(path)
+    assert other.acquire(0)  # the deleted file's lock does not exclude the new file's
+    assert other.holds_current_file()
+    other.release()
+    lock.release()

@@ -12,7 +12,10 @@ one that crashes the tracking server.
   wrote), waits until ``/health`` no longer answers and writes the marker, once per marker, then
   runs; the call for the ``back`` scenario (if any) waits until the marker exists and the server
   answers again (the test restarts it when it sees the marker), then runs. Every wait is a
-  bounded poll: a scenario that times out raises, and the sweep reports it FAILED.
+  bounded poll: a scenario that times out raises, and the sweep reports it FAILED;
+* when ``SWEEP_TEST_GATE`` holds the JSON made by :func:`gate`, the call for that scenario
+  writes the ``ready`` file, then waits (a bounded poll) until the ``open`` file exists: the
+  sweep is held mid-scenario for as long as the test needs.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from emstrack import ems
 
 DIE_AT = "SWEEP_TEST_DIE_AT"
 OUTAGE = "SWEEP_TEST_OUTAGE"
+GATE = "SWEEP_TEST_GATE"
 OUTAGE_TIMEOUT_S = 600.0
 POLL_S = 0.05
 
@@ -87,6 +91,23 @@ def _outage(scenario: str) -> None:
         _poll(lambda: _answers(plan["url"]), "the server coming back")
 
 
+def gate(at: tuple[str, str, int], ready: Path, opened: Path) -> dict[str, str]:
+    """The environment that holds scenario ``at`` (``(building_id, scenario, start_day)``)
+    until the file ``opened`` exists, after it wrote the file ``ready``."""
+    plan = {"at": "/".join(map(str, at)), "ready": str(ready), "open": str(opened)}
+    return {GATE: json.dumps(plan)}
+
+
+def _gate(scenario: str) -> None:
+    text = os.environ.get(GATE, "")
+    if not text:
+        return
+    plan = json.loads(text)
+    if scenario == plan["at"]:
+        Path(plan["ready"]).write_text(str(os.getpid()))
+        _poll(Path(plan["open"]).exists, "the gate opening")
+
+
 def doom(building_id: str, scenario: str, start_day: int, marker: Path) -> dict[str, str]:
     """The environment that makes one scenario kill its worker once."""
     return {DIE_AT: f"{building_id}/{scenario}/{start_day}|{marker}"}
@@ -95,8 +116,10 @@ def doom(building_id: str, scenario: str, start_day: int, marker: Path) -> dict[
 def compare_modes(
     building_id: str, scenario: str, n_days: int = 3, start_day: int = 0
 ) -> ems.ModeComparison:
-    """``emstrack.ems.compare_modes``; kills its worker or the server as the environment says."""
+    """``emstrack.ems.compare_modes``; kills its worker or the server, or waits at a gate, as
+    the environment says."""
     _outage(f"{building_id}/{scenario}/{start_day}")
+    _gate(f"{building_id}/{scenario}/{start_day}")
     doomed = os.environ.get(DIE_AT, "")
     if doomed:
         target, _, marker = doomed.partition("|")

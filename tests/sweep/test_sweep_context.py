@@ -20,7 +20,7 @@ def test_credentials_travel_explicitly_and_never_show(monkeypatch: pytest.Monkey
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-value-42")
     monkeypatch.setenv("EMSTRACK_STRICT", "1")
-    context = _context(load_spec(SPEC), "http://127.0.0.1:1", "exp", "7", "dask", None)
+    context = _context(load_spec(SPEC), "http://127.0.0.1:1", "exp", "7", "dask", None, "s1")
     assert context.credentials == {
         "MLFLOW_TRACKING_USERNAME": "alice",
         "MLFLOW_TRACKING_PASSWORD": "s3cret-value-42",
@@ -28,7 +28,7 @@ def test_credentials_travel_explicitly_and_never_show(monkeypatch: pytest.Monkey
     assert "s3cret" not in repr(context)
     assert context.switches["EMSTRACK_STRICT"] == "1"
     assert context.spool_dir is not None  # a LocalCluster shares this machine's spool
-    remote = _context(load_spec(SPEC), "http://h:1", "exp", "7", "dask", "tcp://h:8786")
+    remote = _context(load_spec(SPEC), "http://h:1", "exp", "7", "dask", "tcp://h:8786", "s2")
     assert remote.spool_dir is None  # a remote worker keeps its own
 
     # A worker process whose environment says otherwise gets the sweep's values.

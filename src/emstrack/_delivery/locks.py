@@ -84,6 +84,26 @@ class EntryLock:
             finally:
                 os.close(fd)
 
+    @property
+    def is_flock(self) -> bool:
+        """Whether this object holds a bare ``flock`` (which :meth:`holds_current_file` checks)."""
+        return self._fd is not None
+
+    def holds_current_file(self) -> bool:
+        """Whether the file this lock holds is still the one at :attr:`path`.
+
+        ``False`` once someone deleted (and perhaps created again) the file while this object
+        waited on it or held it. With FileLock (no ``flock``): ``True`` while held.
+        """
+        if self._fd is None:
+            return self._fallback is not None and self._fallback.is_locked
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(self._fd)
+        return (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)
+
     def __enter__(self) -> EntryLock:
         self.acquire(-1)
         return self

@@ -2,7 +2,8 @@
 
 :func:`sweep` (and ``emstrack sweep grid.toml``) reads a grid (:mod:`.spec`), gives each
 scenario a stable key (:mod:`.keys`), asks the store which keys already finished
-(:mod:`.plan`), and runs the rest on local processes or a Dask cluster (:mod:`.executors`),
+(:mod:`.plan`), leaves those another sweep on this machine is running to it (:mod:`.claims`),
+and runs the rest on local processes or a Dask cluster (:mod:`.executors`),
 each through ``tracked_optimization`` on its worker (:mod:`.worker`).
 """
 
@@ -20,6 +21,7 @@ from typing import Any, Literal
 from .. import _settings
 from .._errors import ConfigurationError, StoreUnavailableError
 from .._uris import redact_uri
+from .claims import Claim, Claims, claims_folder
 from .delivery import Closing, DriverDelivery, usable_cores
 from .keys import SCENARIO_KEY_TAG, scenario_key
 from .plan import describe, experiment_id, make_plan, open_client, stored_runs, supersede, tidy
@@ -71,6 +73,8 @@ def sweep(
 
     Returns:
         A :class:`SweepReport`; a scenario that raised is FAILED in it, and in the store.
+        Scenarios that another sweep running on this machine claimed were left to it
+        (:attr:`SweepReport.running_elsewhere`).
 
     Raises:
         ConfigurationError: For a bad grid or bad options, before anything runs; also when
@@ -100,58 +104,78 @@ def sweep(
         synced = sync()
         report.synced = len(synced.sent)
         report.unsynced = len(synced.failed)
+    sweep_id = uuid.uuid4().hex
     with _store_calls(uri):
         client = open_client(uri)
         exp_id = experiment_id(client, name, create=not dry_run)
-        plan = make_plan(tasks, stored_runs(client, exp_id, uri), retry_failed=retry_failed)
-        report.planned = len(plan.to_run)
-        report.skipped = len(plan.finished)
-        report.failed_kept = len(plan.failed)
-        report.repeated = plan.repeated
-        if dry_run:
-            report.lines = describe(plan)
-            return report
-        stale = [run for planned in plan.to_run for run in planned.stale]
-        report.superseded = supersede(client, [*plan.duplicates, *stale])
-    context = _context(spec, uri, name, exp_id, executor, scheduler)
-    report.workers = min(workers, len(plan.to_run)) if scheduler is None else workers
-    started = time.perf_counter()
-    bar = Progress(len(plan.to_run), progress)
-    delivery = (
-        DriverDelivery(_settings.spool_dir(), uri)
-        if context.driver_delivers and plan.to_run
-        else None
-    )
-    closing = Closing()
+        claims = Claims(claims_folder(uri, exp_id), sweep_id) if exp_id is not None else None
+        with claims.planning() if claims is not None else _no_claims() as claimed:
+            stored = stored_runs(client, exp_id, uri)
+            plan = make_plan(tasks, stored, retry_failed=retry_failed, claimed=claimed)
+            if claims is not None and plan.to_run and not dry_run:
+                claims.hold(planned.task.key for planned in plan.to_run)
+    report.planned = len(plan.to_run)
+    report.skipped = len(plan.finished)
+    report.failed_kept = len(plan.failed)
+    report.repeated = plan.repeated
+    report.running_elsewhere = len(plan.elsewhere)
+    report.elsewhere_pids = sorted({claim.pid for _, claim in plan.elsewhere})
+    if dry_run:
+        report.lines = describe(plan)
+        return report
     try:
-        for outcome in _execute(
-            context, [p.task for p in plan.to_run], executor, workers, scheduler, closing
-        ):
-            report.outcomes.append(outcome)
-            if delivery is not None:
-                delivery.hand(outcome.entry)
-            bar.update(outcome)
-    finally:
-        bar.close()
-        if delivery is not None:
-            report.delivery_seconds, report.kept = delivery.finish(_settings.flush_timeout())
-            report.driver_cpu_seconds = delivery.cpu_seconds
-            report.cores = usable_cores()
-        else:
-            report.delivery_seconds, report.kept = closing.delivery_seconds, closing.kept
-        report.wall_seconds = time.perf_counter() - started
-        markers = done_folder(context)
-        if markers is not None:
-            shutil.rmtree(markers, ignore_errors=True)
-    if plan.to_run:
+        with _store_calls(uri):
+            stale = [run for planned in plan.to_run for run in planned.stale]
+            report.superseded = supersede(client, [*plan.duplicates, *stale])
+        context = _context(spec, uri, name, exp_id, executor, scheduler, sweep_id)
+        report.workers = min(workers, len(plan.to_run)) if scheduler is None else workers
+        started = time.perf_counter()
+        bar = Progress(len(plan.to_run), progress)
+        delivery = (
+            DriverDelivery(_settings.spool_dir(), uri)
+            if context.driver_delivers and plan.to_run
+            else None
+        )
+        closing = Closing()
         try:
-            with _store_calls(uri, "to tidy up after the sweep"):
-                report.superseded += tidy(client, exp_id, uri, {p.task.key for p in plan.to_run})
-        except StoreUnavailableError as error:
-            # Every scenario ran and its run is stored or kept: the report matters more. The
-            # next sweep's planning supersedes any extra attempt instead.
-            report.untidy = str(error)
+            for outcome in _execute(
+                context, [p.task for p in plan.to_run], executor, workers, scheduler, closing
+            ):
+                report.outcomes.append(outcome)
+                if delivery is not None:
+                    delivery.hand(outcome.entry)
+                bar.update(outcome)
+        finally:
+            bar.close()
+            if delivery is not None:
+                report.delivery_seconds, report.kept = delivery.finish(_settings.flush_timeout())
+                report.driver_cpu_seconds = delivery.cpu_seconds
+                report.cores = usable_cores()
+            else:
+                report.delivery_seconds, report.kept = closing.delivery_seconds, closing.kept
+            report.wall_seconds = time.perf_counter() - started
+            markers = done_folder(context)
+            if markers is not None:
+                shutil.rmtree(markers, ignore_errors=True)
+        if plan.to_run:
+            ran = {planned.task.key for planned in plan.to_run}
+            try:
+                with _store_calls(uri, "to tidy up after the sweep"):
+                    report.superseded += tidy(client, exp_id, uri, ran)
+            except StoreUnavailableError as error:
+                # Every scenario ran and its run is stored or kept: the report matters more. The
+                # next sweep's planning supersedes any extra attempt instead.
+                report.untidy = str(error)
+    finally:
+        if claims is not None:
+            claims.release()  # once the runs reached the store (or wait in the spool)
     return report
+
+
+@contextlib.contextmanager
+def _no_claims() -> Iterator[dict[str, Claim]]:
+    """No experiment yet (a dry run of a new one): no sweep can hold any of its scenarios."""
+    yield {}
 
 
 def _refuse_in_starting_worker() -> None:
@@ -193,6 +217,7 @@ def _context(
     exp_id: str | None,
     executor: Executor,
     scheduler: str | None,
+    sweep_id: str,
 ) -> SweepContext:
     # Workers on this machine share its spool; remote Dask workers keep their own.
     local = executor == "local" or scheduler is None
@@ -205,7 +230,7 @@ def _context(
         # the store (remote) or the sweep's done-markers beside the shared spool (this machine,
         # where the run may still wait in the spool for the driver).
         check_finished=executor == "dask",
-        sweep_id=uuid.uuid4().hex,
+        sweep_id=sweep_id,
         params=spec.tracking.params,
         metrics=spec.tracking.metrics,
         run_name=spec.tracking.run_name,

@@ -6,7 +6,10 @@ Per scenario key, the store's runs decide:
 * only FAILED or KILLED runs: skipped, unless ``retry_failed``;
 * a RUNNING run, or one KILLED with ``emstrack.incomplete=true`` (``emstrack sync`` closed it
   after its process died), and nothing finished: the scenario was interrupted and runs again;
-* no run: runs.
+* no run: runs;
+
+unless another sweep on this machine claimed the scenario (:mod:`.claims`) and it has not
+finished yet: it is left to that sweep.
 
 A run that a new attempt replaces is *superseded*: its ``emstrack.scenario_key`` tag moves to
 ``emstrack.superseded_scenario_key`` (a RUNNING one is also closed as KILLED), so that the key
@@ -16,7 +19,7 @@ stays unique while the failed attempt stays in the store as history.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,6 +28,7 @@ from filelock import FileLock
 from .._delivery.spool import now_ms
 from .._delivery.store import terminate_quietly
 from .._uris import is_sql_uri, sqlite_path
+from .claims import Claim
 from .keys import SCENARIO_KEY_TAG, SUPERSEDED_KEY_TAG
 from .worker import ScenarioTask
 
@@ -70,6 +74,8 @@ class Plan:
     finished: list[ScenarioTask] = field(default_factory=list)
     failed: list[tuple[ScenarioTask, str]] = field(default_factory=list)
     """Scenarios whose runs all FAILED or were KILLED, left alone without ``retry_failed``."""
+    elsewhere: list[tuple[ScenarioTask, Claim]] = field(default_factory=list)
+    """Scenarios not finished that another sweep running on this machine claimed."""
     repeated: int = 0
     """Grid combinations that repeat an earlier one (same key): counted once."""
     duplicates: list[StoredRun] = field(default_factory=list)
@@ -176,9 +182,17 @@ def _searched(client: MlflowClient, experiment: str) -> list[StoredRun]:
 
 
 def make_plan(
-    tasks: Iterable[ScenarioTask], stored: Sequence[StoredRun], *, retry_failed: bool
+    tasks: Iterable[ScenarioTask],
+    stored: Sequence[StoredRun],
+    *,
+    retry_failed: bool,
+    claimed: Mapping[str, Claim] | None = None,
 ) -> Plan:
-    """Decide, per scenario, whether it runs (pure: the store was read before)."""
+    """Decide, per scenario, whether it runs (pure: the store and the claims were read before).
+
+    ``claimed`` maps the keys other sweeps running on this machine hold to their claim.
+    """
+    claimed = claimed or {}
     by_key: dict[str, list[StoredRun]] = {}
     for run in stored:
         by_key.setdefault(run.key, []).append(run)
@@ -194,6 +208,8 @@ def make_plan(
         if finished:
             plan.finished.append(task)
             plan.duplicates.extend(run for run in runs if run is not finished[0])
+        elif task.key in claimed:
+            plan.elsewhere.append((task, claimed[task.key]))
         elif not runs:
             plan.to_run.append(Planned(task, "new"))
         elif any(run.interrupted for run in runs):
@@ -243,6 +259,9 @@ def describe(plan: Plan) -> list[str]:
         lines.append(f"skip  {task.key}  {'finished':<11}  {_args(task)}")
     for task, status in plan.failed:
         lines.append(f"skip  {task.key}  {status.lower():<11}  {_args(task)}  (--retry-failed)")
+    for task, claim in plan.elsewhere:
+        where = f"(another sweep runs it: pid {claim.pid} on this machine)"
+        lines.append(f"skip  {task.key}  {'running':<11}  {_args(task)}  {where}")
     return lines
 
 

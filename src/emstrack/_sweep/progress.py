@@ -54,6 +54,10 @@ class SweepReport:
     """Scenarios with only FAILED/KILLED runs, not retried (no ``retry_failed``)."""
     repeated: int = 0
     """Grid combinations repeating an earlier one."""
+    running_elsewhere: int = 0
+    """Scenarios left to other sweeps running on this machine, which claimed them first."""
+    elsewhere_pids: list[int] = field(default_factory=list)
+    """The process ids of those sweeps."""
     superseded: int = 0
     """Earlier attempts whose scenario key moved aside."""
     synced: int = 0
@@ -141,12 +145,14 @@ class SweepReport:
             return (
                 f"dry run: {self.planned} to run, {self.skipped} finished, "
                 f"{self.failed_kept} failed not retried (--retry-failed)"
+                f"{self._elsewhere_text()}"
             )
         text = (
             f"{len(self.outcomes) - self.found_finished} run ({self.finished} finished, "
             f"{len(self.failed)} failed), "
             f"{self.skipped} skipped (finished before), {self.failed_kept} failed before and "
-            f"not retried; wall time {self.wall_seconds:.1f} s, {self.rate:.2f} scenarios/s, "
+            f"not retried{self._elsewhere_text()}; wall time {self.wall_seconds:.1f} s, "
+            f"{self.rate:.2f} scenarios/s, "
             f"tracking {100 * self.tracking_share:.1f} % of it ({self.tracking_seconds:.2f} s "
             f"in scenarios on {self.workers} worker(s), {self._driver_text()}"
             f"{self.delivery_seconds:.2f} s delivering the last runs); "
@@ -167,6 +173,15 @@ class SweepReport:
             text += f"; {self.found_finished} found finished by their worker"
         problems = [f"failed  {o.key}  {o.error}" for o in self.failed]
         return "\n".join([*problems, text])
+
+    def _elsewhere_text(self) -> str:
+        if not self.running_elsewhere:
+            return ""
+        pids = ", ".join(map(str, self.elsewhere_pids))
+        return (
+            f", {self.running_elsewhere} left to another sweep running on this machine "
+            f"(pid{'s' if len(self.elsewhere_pids) > 1 else ''} {pids})"
+        )
 
     def _driver_text(self) -> str:
         if not self.driver_cpu_seconds:
