@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,12 @@ def tracking_uri(explicit: str | None = None) -> str:
 def experiment_name(explicit: str | None = None) -> str:
     """Explicit name, else ``MLFLOW_EXPERIMENT_NAME``, else MLflow's ``Default`` experiment."""
     return explicit or os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip() or DEFAULT_EXPERIMENT
+
+
+def user_temp_folder(purpose: str) -> Path:
+    """``<temp>/emstrack-<purpose>-<uid>``: state this user's processes on this machine share."""
+    user = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"emstrack-{purpose}-{user}"
 
 
 def spool_dir() -> Path:

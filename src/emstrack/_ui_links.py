@@ -15,10 +15,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+
+from ._settings import user_temp_folder
 
 __all__ = [
     "ExperimentChoice",
@@ -163,9 +164,7 @@ def clear_ui_state(tracking_uri: str, pid: int) -> None:
 
 def _state_path(tracking_uri: str) -> Path:
     digest = hashlib.sha256(tracking_uri.encode("utf-8")).hexdigest()[:16]
-    user = os.getuid() if hasattr(os, "getuid") else 0
-    folder = Path(tempfile.gettempdir()) / f"emstrack-ui-{user}"
-    return folder / f"{digest}.json"
+    return user_temp_folder("ui") / f"{digest}.json"
 
 
 def _read_state(path: Path) -> tuple[str, int] | None:

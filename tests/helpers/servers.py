@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import emstrack
+
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 
@@ -52,6 +54,13 @@ def wait_until(condition: Any, timeout: float, interval: float = 0.05, what: str
         if time.monotonic() > deadline:
             raise TimeoutError(f"not true after {timeout} s: {what or condition}")
         time.sleep(interval)
+
+
+def checkout_pythonpath() -> str:
+    """``PYTHONPATH`` for a subprocess whose sweep workers import ``helpers.sweep_pipelines``:
+    this checkout's ``src`` and ``tests``."""
+    tests = Path(__file__).resolve().parents[1]
+    return os.pathsep.join([str(Path(emstrack.__file__).resolve().parents[1]), str(tests)])
 
 
 def server_environment() -> dict[str, str]:

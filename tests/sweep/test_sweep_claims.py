@@ -26,11 +26,9 @@ from emstrack import EmstrackWarning
 from emstrack._sweep import SCENARIO_KEY_TAG, load_spec, scenario_key
 from emstrack._sweep.claims import claims_folder
 from emstrack._sweep.keys import SUPERSEDED_KEY_TAG
-from helpers.servers import EMSTRACK, server_environment
+from helpers.servers import EMSTRACK, checkout_pythonpath, server_environment
 from helpers.sweep_pipelines import gate, grid, grid_toml
 
-TESTS = Path(__file__).resolve().parents[1]
-SOURCE = Path(emstrack.__file__).resolve().parents[1]
 HELD = ("DE_KN_residential1", "battery_only", 0)
 """The first scenario of :func:`spec`'s grid: the first sweep's worker waits in it."""
 WAIT_S = 240.0
@@ -50,7 +48,7 @@ class HeldSweep:
         grid_file.write_text(grid_toml(spec(experiment)))
         env = {
             **server_environment(),
-            "PYTHONPATH": os.pathsep.join([str(SOURCE), str(TESTS)]),
+            "PYTHONPATH": checkout_pythonpath(),
             "MLFLOW_TRACKING_URI": store.uri,  # type: ignore[attr-defined]
             "EMSTRACK_SPOOL_DIR": str(store.spool),  # type: ignore[attr-defined]
             **gate(HELD, self.ready, self.opened),

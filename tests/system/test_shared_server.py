@@ -19,12 +19,17 @@ from typing import Any
 
 import pytest
 
-import emstrack
 from emstrack import ems
 from emstrack._sweep import SCENARIO_KEY_TAG, scenario_key
 from emstrack._sweep.keys import SCENARIO_TAG
 from helpers.postgres import AuthMlflowServer, PostgresCluster
-from helpers.servers import EMSTRACK, all_runs, server_environment, sync_counts
+from helpers.servers import (
+    EMSTRACK,
+    all_runs,
+    checkout_pythonpath,
+    server_environment,
+    sync_counts,
+)
 from helpers.sweep_pipelines import doom, grid_toml
 from helpers.sweep_pipelines import grid as sweep_grid
 
@@ -34,8 +39,6 @@ BUILDINGS = ["DE_KN_residential1", "DE_KN_residential2", "DE_KN_residential3", "
 SCENARIOS = ["battery_only", "battery_smart_ev", "self_consumption"]
 DAYS = [0, 1]
 FUNCTION = "helpers.sweep_pipelines:compare_modes"
-TESTS = Path(__file__).resolve().parents[1]
-SOURCE = Path(emstrack.__file__).resolve().parents[1]
 
 
 class Shared:
@@ -52,7 +55,7 @@ class Shared:
     def env(self, password: str | None = None, **extra: str) -> dict[str, str]:
         return {
             **server_environment(),
-            "PYTHONPATH": os.pathsep.join([str(SOURCE), str(TESTS)]),
+            "PYTHONPATH": checkout_pythonpath(),
             "MLFLOW_TRACKING_URI": self.server.url,
             "MLFLOW_TRACKING_USERNAME": "admin",
             "MLFLOW_TRACKING_PASSWORD": password or self.password,

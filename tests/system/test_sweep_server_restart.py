@@ -32,7 +32,6 @@ the very case under test. The tests assert on the spool and the store instead.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -41,7 +40,6 @@ from typing import Any
 
 import pytest
 
-import emstrack
 from emstrack import ems
 from emstrack._sweep import SCENARIO_KEY_TAG, scenario_key
 from emstrack._sweep.keys import SCENARIO_TAG
@@ -49,6 +47,7 @@ from helpers.servers import (
     EMSTRACK,
     MlflowServer,
     all_runs,
+    checkout_pythonpath,
     emstrack_cli,
     server_environment,
     spool_entries,
@@ -67,8 +66,6 @@ CRASH_AT = ("DE_KN_residential2", "battery_only", 0)  # the third scenario of th
 BACK_AT = ("DE_KN_residential5", "self_consumption", 0)  # the last one
 SWEEP_TIMEOUT_S = 900
 REJECTED = "is not tracked: the tracking store"  # a run dropped for good (bug 3 of the note)
-TESTS = Path(__file__).resolve().parents[1]
-SOURCE = Path(emstrack.__file__).resolve().parents[1]
 
 
 def expected_scenarios() -> dict[str, dict[str, Any]]:
@@ -114,7 +111,7 @@ class Outage:
     def env(self, **extra: str) -> dict[str, str]:
         return {
             **server_environment(),
-            "PYTHONPATH": os.pathsep.join([str(SOURCE), str(TESTS)]),
+            "PYTHONPATH": checkout_pythonpath(),
             "MLFLOW_TRACKING_URI": self.server.url,
             "EMSTRACK_SPOOL_DIR": str(self.spool),
             "EMSTRACK_SHIPPER_LOG": str(self.root / "shipper.log"),

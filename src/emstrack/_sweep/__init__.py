@@ -109,7 +109,11 @@ def sweep(
         client = open_client(uri)
         exp_id = experiment_id(client, name, create=not dry_run)
         claims = Claims(claims_folder(uri, exp_id), sweep_id) if exp_id is not None else None
-        with claims.planning() if claims is not None else _no_claims() as claimed:
+        # No experiment yet (a dry run of a new one): no sweep can hold any of its scenarios.
+        planning: contextlib.AbstractContextManager[dict[str, Claim]] = (
+            claims.planning() if claims is not None else contextlib.nullcontext({})
+        )
+        with planning as claimed:
             stored = stored_runs(client, exp_id, uri)
             plan = make_plan(tasks, stored, retry_failed=retry_failed, claimed=claimed)
             if claims is not None and plan.to_run and not dry_run:
@@ -170,12 +174,6 @@ def sweep(
         if claims is not None:
             claims.release()  # once the runs reached the store (or wait in the spool)
     return report
-
-
-@contextlib.contextmanager
-def _no_claims() -> Iterator[dict[str, Claim]]:
-    """No experiment yet (a dry run of a new one): no sweep can hold any of its scenarios."""
-    yield {}
 
 
 def _refuse_in_starting_worker() -> None:

@@ -7,9 +7,9 @@ second's runs would be superseded at the end: the store stays right, the work is
 So a sweep *claims* the scenarios it plans to run, in a claim file it holds an ``flock`` on for
 as long as it runs, in one folder per store and experiment under the user's temp folder::
 
-    <temp>/emstrack-<user>/sweeps/<digest of store and experiment id>/
+    <temp>/emstrack-sweeps-<uid>/<digest of store and experiment id>/
         .planning.lock     held while a sweep reads the claims, plans and writes its own
-        <sweep id>.claim   the sweep's pid, start and scenario keys (JSON), locked by it
+        <sweep id>.claim   the sweep's pid and scenario keys (JSON), locked by it
 
 A sweep plans under ``.planning.lock``: it reads the live claims of the others and leaves their
 scenarios to them. A claim nobody holds the lock of belongs to a sweep that died (the lock went
@@ -27,12 +27,9 @@ the sweep plans as if no one else ran.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import json
 import os
-import tempfile
-import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,6 +37,7 @@ from pathlib import Path
 
 from .._delivery.locks import EntryLock
 from .._errors import EmstrackWarning, describe
+from .._settings import user_temp_folder
 from .._uris import redact_uri, sqlite_path
 
 PLANNING_LOCK = ".planning.lock"
@@ -50,9 +48,7 @@ CLAIM_SUFFIX = ".claim"
 class Claim:
     """What another sweep running on this machine holds."""
 
-    sweep_id: str
     pid: int
-    started_ms: int
     keys: frozenset[str]
 
 
@@ -61,7 +57,7 @@ def claims_folder(uri: str, experiment_id: str) -> Path:
     database = sqlite_path(uri)
     store = f"sqlite:{database.resolve()}" if database is not None else redact_uri(uri)
     digest = hashlib.sha256(f"{store}\0{experiment_id}".encode()).hexdigest()[:24]
-    return Path(tempfile.gettempdir()) / f"emstrack-{_user()}" / "sweeps" / digest
+    return user_temp_folder("sweeps") / digest
 
 
 class Claims:
@@ -103,9 +99,7 @@ class Claims:
             return
         path = self.folder / f"{self.sweep_id}{CLAIM_SUFFIX}"
         own = EntryLock(path)
-        text = json.dumps(
-            {"pid": os.getpid(), "started_ms": int(time.time() * 1000), "keys": sorted(keys)}
-        )
+        text = json.dumps({"pid": os.getpid(), "keys": sorted(keys)})
         try:
             if not own.acquire(0):
                 return  # not ours (a sweep id is a fresh uuid): claim nothing
@@ -140,7 +134,7 @@ def _lock_planning(folder: Path) -> EntryLock:
     """The folder's planning lock, taken (waits for the sweep planning now, if any)."""
     while True:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _check_owner(folder.parents[1])
+        _check_owner(folder.parent)
         lock = EntryLock(folder / PLANNING_LOCK)
         try:
             lock.acquire(-1)
@@ -219,24 +213,9 @@ def _live_claims(folder: Path, *, read: bool = True) -> dict[str, Claim]:
 def _read_claim(path: Path) -> Claim | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Claim(
-            sweep_id=path.name.removesuffix(CLAIM_SUFFIX),
-            pid=int(data["pid"]),
-            started_ms=int(data["started_ms"]),
-            keys=frozenset(str(key) for key in data["keys"]),
-        )
+        return Claim(pid=int(data["pid"]), keys=frozenset(str(key) for key in data["keys"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # not a claim emstrack wrote: it holds nothing
-
-
-def _user() -> str:
-    getuid = getattr(os, "getuid", None)
-    if getuid is not None:
-        return str(getuid())
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name known (a container without passwd entry)
-        return "user"
 
 
 def _warn(what: str, error: OSError) -> None:
