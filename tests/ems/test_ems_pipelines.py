@@ -17,6 +17,7 @@ from emstrack.ems import (
     learn_and_schedule,
     learn_device_usage,
     load_building,
+    scenario_inputs,
     scenario_params,
     schedule_learned_devices,
 )
@@ -53,6 +54,39 @@ class TestScenarioParams:
         with pytest.raises(ValueError, match="valid scenarios: baseline, battery_only"):
             compare_modes("DE_KN_residential1", "peak_shaving")
 
+    def test_battery_kwh_sizes_capacity_and_power_at_the_default_rate(self) -> None:
+        """battery_kwh sets the capacity; power follows at 0.5 kW per kWh; the rest default."""
+        default = scenario_params("DE_KN_residential1", "battery_only").battery
+        battery = scenario_params("DE_KN_residential1", "battery_only", battery_kwh=24).battery
+        assert (battery.capacity_kwh, battery.max_charge_kw, battery.max_discharge_kw) == (
+            24.0,
+            12.0,
+            12.0,
+        )
+        assert battery.model_dump(
+            exclude={"capacity_kwh", "max_charge_kw", "max_discharge_kw"}
+        ) == (default.model_dump(exclude={"capacity_kwh", "max_charge_kw", "max_discharge_kw"}))
+        inputs = scenario_inputs("DE_KN_residential1", "battery_only", battery_kwh=24)
+        assert inputs["battery"] == battery.model_dump()
+
+    @pytest.mark.parametrize(
+        ("scenario", "battery_kwh", "expected"),
+        [
+            ("battery_only", 0, "battery_kwh=0: must be a positive, finite number of kWh"),
+            ("battery_only", -5.0, "battery_kwh=-5.0: must be a positive, finite number"),
+            ("battery_only", float("inf"), "battery_kwh=inf: must be a positive, finite number"),
+            ("battery_only", "10", "battery_kwh='10': must be a number of kWh"),
+            ("baseline", 10.0, "battery_kwh=10.0: scenario 'baseline' has no battery"),
+        ],
+    )
+    def test_bad_battery_kwh_names_the_argument(
+        self, scenario: str, battery_kwh: object, expected: str
+    ) -> None:
+        """A size that is not a positive number, or given to a scenario without one, is refused."""
+        with pytest.raises(ValueError, match=r"^battery_kwh=") as raised:
+            compare_modes("DE_KN_residential1", scenario, n_days=1, battery_kwh=battery_kwh)  # type: ignore[arg-type]
+        assert str(raised.value).startswith(expected)
+
 
 class TestCompareModes:
     @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -83,6 +117,21 @@ class TestCompareModes:
         assert summary.savings_eur > 0
         assert 0 < summary.savings_pct <= 100
         assert summary.battery_cycles > 0
+
+    def test_a_bigger_battery_is_used_within_its_limits_and_saves_more(self) -> None:
+        """Each size bounds the plan's state of charge and power; 10 kWh saves more than 2.5."""
+        savings = {}
+        for battery_kwh in (2.5, 10.0):
+            result = compare_modes(
+                "DE_KN_residential1", "self_consumption", n_days=2, battery_kwh=battery_kwh
+            )
+            battery = result.params.battery
+            schedule = result.schedule
+            assert schedule.battery_soc_kwh.max() <= battery.soc_max * battery_kwh + 1e-6
+            assert schedule.battery_soc_kwh.max() > battery.soc_min * battery_kwh
+            assert schedule.battery_charge_kwh.max() <= battery.max_charge_kw + 1e-6
+            savings[battery_kwh] = result.summary.savings_eur
+        assert savings[10.0] > savings[2.5] > 0
 
     def test_quarter_hour_resolution_and_highs(self) -> None:
         """At 15 minutes with HiGHS the schedule has 96 steps a day."""

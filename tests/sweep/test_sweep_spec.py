@@ -55,7 +55,15 @@ def test_good_file_expands_to_every_combination(tmp_path: Path) -> None:
         ),
         (("start_day = [0, 1]", "start_day = []"), "grid.start_day"),
         (("start_day = [0, 1]", "start_day = 0"), "grid.start_day: must be a list of values"),
-        (("[tracking]", "[tracking]\nparms = 'x:y'"), "tracking.parms: unknown key"),
+        (
+            ("[tracking]", "[tracking]\nparms = 'x:y'"),
+            "tracking.parms: unknown key; [tracking] takes artifacts, log_inputs, log_model, "
+            "metrics, params, run_name, tags",
+        ),
+        (
+            ('experiment = "sweep-demo"', 'experiment = "sweep-demo"\nrun_name = "{scenario}"'),
+            "run_name: unknown key here; run_name goes in the [tracking] table",
+        ),
         (
             ("emstrack.ems:scenario_inputs", "emstrack.ems:no_such_thing"),
             "tracking.params: 'emstrack.ems' has no attribute 'no_such_thing'",
@@ -66,7 +74,11 @@ def test_good_file_expands_to_every_combination(tmp_path: Path) -> None:
             "function: cannot import module 'no_such_module'",
         ),
         (("n_days = 1", "n_days = 1\nstart_day = 3"), "grid.start_day: also given in [fixed]"),
-        (("experiment =", "experimnt ="), "experimnt: unknown key"),
+        (
+            ("experiment =", "experimnt ="),
+            "experimnt: unknown key; the file's top level takes experiment, fixed, function, "
+            "grid, tracking (the function's arguments go in [grid] or [fixed])",
+        ),
         (('scenario = ["battery_only", "self_consumption"]', ""), "needs 'scenario'"),
         (("n_days = 1", "n_days = 1 ="), "not valid TOML"),
     ],

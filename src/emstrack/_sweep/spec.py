@@ -117,7 +117,7 @@ def _validate(document: dict[str, Any], where: str) -> SweepSpec:
         key = ".".join(str(part) for part in first["loc"]) or "(file)"
         message = first["msg"]
         if first["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = _unknown_key(first["loc"])
         elif first["type"] == "string_pattern_mismatch":
             message = "must be an import path like 'package.module:name'"
         elif first["type"] == "too_short":
@@ -127,6 +127,22 @@ def _validate(document: dict[str, Any], where: str) -> SweepSpec:
         elif first["type"] == "missing":
             message = "is required"
         raise ConfigurationError(f"{where}: {key}: {message}") from None
+
+
+def _unknown_key(location: tuple[int | str, ...]) -> str:
+    """What an unknown key should have been: the keys its table takes, or the table it goes in."""
+    in_tracking = location[0] == "tracking"
+    model = TrackingOptions if in_tracking else SweepSpec
+    known = ", ".join(sorted(model.model_fields))
+    if in_tracking:
+        return f"unknown key; [tracking] takes {known}"
+    name = str(location[0])
+    if name in TrackingOptions.model_fields:
+        return f"unknown key here; {name} goes in the [tracking] table"
+    return (
+        f"unknown key; the file's top level takes {known} "
+        "(the function's arguments go in [grid] or [fixed])"
+    )
 
 
 def check(spec: SweepSpec, where: str = "sweep") -> None:

@@ -12,6 +12,7 @@ metrics (``summary``, ``learning.metrics``) and numeric per-day frames for step-
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +42,7 @@ from emstrack.ems._learning import (
 from emstrack.ems._optimize import OptimizationResult, optimize_building
 from emstrack.ems._plots import plot_schedule
 from emstrack.schemas import (
+    BatterySettings,
     LearningMetrics,
     OptimizationMetrics,
     OptimizationMode,
@@ -206,7 +208,9 @@ def _summary_html(result: object, building_id: str, figures: dict[str, object]) 
     return key_value_table(f"{type(result).__name__} - {building_id}", shown)
 
 
-def scenario_params(building_id: str, scenario: str, n_days: int = 3) -> OptimizationParams:
+def scenario_params(
+    building_id: str, scenario: str, n_days: int = 3, battery_kwh: float | None = None
+) -> OptimizationParams:
     """Return the optimization inputs of a Pipeline A scenario (other settings default).
 
     ============== ================ ======= ==============
@@ -223,8 +227,13 @@ def scenario_params(building_id: str, scenario: str, n_days: int = 3) -> Optimiz
     car; otherwise residential4's measured EV charging stays as it happened. ``baseline``
     optimizes nothing and reproduces the baseline plan (a control run with 0 savings).
 
+    ``battery_kwh`` sizes the battery of a scenario that has one: its usable capacity, with the
+    charge and discharge power scaled to keep the default battery's rate (0.5 kW per kWh, so
+    5 kW for the default 10 kWh). ``None`` keeps the default battery.
+
     Raises:
-        ValueError: If the scenario is unknown (the message lists the valid ones).
+        ValueError: If the scenario is unknown (the message lists the valid ones), or
+            ``battery_kwh`` is not a positive number or is given for a scenario without battery.
 
     """
     settings = {
@@ -236,12 +245,39 @@ def scenario_params(building_id: str, scenario: str, n_days: int = 3) -> Optimiz
     if scenario not in settings:
         raise ValueError(f"unknown scenario {scenario!r}; valid scenarios: {', '.join(SCENARIOS)}")
     mode, battery, ev = settings[scenario]
+    sized = (
+        {} if battery_kwh is None else {"battery": _sized_battery(scenario, battery, battery_kwh)}
+    )
     return OptimizationParams(
         building_id=building_id,
         optimization_mode=mode,
         battery_enabled=battery,
         ev_enabled=ev,
         n_days=n_days,
+        **sized,
+    )
+
+
+def _sized_battery(scenario: str, has_battery: bool, battery_kwh: object) -> BatterySettings:
+    """The default battery with ``battery_kwh`` of capacity and power at the default rate."""
+    if isinstance(battery_kwh, bool) or not isinstance(battery_kwh, int | float):
+        raise ValueError(f"battery_kwh={battery_kwh!r}: must be a number of kWh")
+    if not math.isfinite(battery_kwh) or battery_kwh <= 0:
+        raise ValueError(f"battery_kwh={battery_kwh!r}: must be a positive, finite number of kWh")
+    if not has_battery:
+        raise ValueError(
+            f"battery_kwh={battery_kwh!r}: scenario {scenario!r} has no battery; "
+            "leave battery_kwh out (sweep such scenarios in a grid of their own)"
+        )
+    default = BatterySettings()
+    kw_per_kwh = default.max_charge_kw / default.capacity_kwh
+    power_kw = kw_per_kwh * battery_kwh
+    return default.model_copy(
+        update={
+            "capacity_kwh": float(battery_kwh),
+            "max_charge_kw": power_kw,
+            "max_discharge_kw": power_kw,
+        }
     )
 
 
@@ -251,6 +287,7 @@ def scenario_inputs(
     n_days: int = 3,
     solver: str = "cbc",
     resolution_minutes: int = 60,
+    battery_kwh: float | None = None,
 ) -> dict[str, object]:
     """Everything a :func:`compare_modes` run depends on, as one flat-able mapping.
 
@@ -261,7 +298,7 @@ def scenario_inputs(
         "scenario": scenario,
         "solver": solver,
         "resolution_minutes": resolution_minutes,
-        **scenario_params(building_id, scenario, n_days).model_dump(),
+        **scenario_params(building_id, scenario, n_days, battery_kwh).model_dump(),
     }
 
 
@@ -274,6 +311,7 @@ def compare_modes(
     resolution_minutes: int = 60,
     output_dir: str | Path | None = None,
     data: HouseholdSource = None,
+    battery_kwh: float | None = None,
 ) -> ModeComparison:
     """Pipeline A: optimize a scenario day by day and compare it with the no-EMS baseline.
 
@@ -287,16 +325,19 @@ def compare_modes(
         output_dir: If given, ``results.csv`` (per-day table), ``schedule.csv`` and
             ``schedule.png`` are written into it (created if needed).
         data: Household data source; the shipped sample by default.
+        battery_kwh: Battery size [kWh] of a scenario with a battery, power scaled with it
+            (see :func:`scenario_params`); ``None`` keeps the default 10 kWh, 5 kW battery.
 
     Returns:
         Summary metrics, per-day table, schedules and the solved problems. Days whose solve is
         not optimal keep the baseline plan and show in ``statuses`` / ``summary.solver_status``.
 
     Raises:
-        ValueError: For an unknown scenario, building or solver, or days outside the data.
+        ValueError: For an unknown scenario, building or solver, days outside the data, or a
+            ``battery_kwh`` that is not a positive number or that the scenario has no use for.
 
     """
-    params = scenario_params(building_id, scenario, n_days)
+    params = scenario_params(building_id, scenario, n_days, battery_kwh)
     result = optimize_building(
         params,
         data=data,
