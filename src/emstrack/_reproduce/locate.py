@@ -11,13 +11,17 @@ from typing import Any
 
 from .errors import RerunError
 
+#: Start of the module name a script is loaded under (its ``__main__`` guard then stays shut).
+SCRIPT_MODULE_PREFIX = "_emstrack_script_"
 
-def locate(path: str, script: str | None = None) -> Any:
+
+def locate(path: str, script: str | None = None, *, unwrapped: bool = True) -> Any:
     """The object at ``"module:qualname"``; ``__main__`` objects are loaded from ``script``.
 
     A script is loaded as a module of its own name (so its ``if __name__ == "__main__":``
     block does not run). A function decorated with ``@tracked_optimization`` is returned
-    unwrapped: the rerun wraps it again with the recorded options.
+    unwrapped (the rerun wraps it again with the recorded options), unless ``unwrapped`` is
+    ``False``.
 
     Raises:
         RerunError: If the module, the script or the attribute cannot be found.
@@ -35,7 +39,7 @@ def locate(path: str, script: str | None = None) -> Any:
             raise RerunError(
                 f"{path!r}: {module_name} has no {qualname!r} (stopped at {part!r})"
             ) from None
-    return unwrap(value)
+    return unwrap(value) if unwrapped else value
 
 
 def unwrap(value: Any) -> Any:
@@ -60,7 +64,7 @@ def _module(name: str, script: str | None, path: str) -> Any:
     file = Path(script)
     if not file.is_file():
         raise RerunError(f"the script of {path!r} is gone: {file}")
-    alias = "_emstrack_rerun_" + hashlib.sha256(str(file).encode()).hexdigest()[:12]
+    alias = SCRIPT_MODULE_PREFIX + hashlib.sha256(str(file).encode()).hexdigest()[:12]
     if alias in sys.modules:
         return sys.modules[alias]
     spec = importlib.util.spec_from_file_location(alias, file)

@@ -4,7 +4,8 @@ Tags, set on every decorated run:
 
 * ``emstrack.function_path`` - ``"module:qualname"`` of the tracked function;
 * ``emstrack.function_file`` - the script's absolute path, for functions defined in
-  ``__main__`` (a script run as ``python script.py``);
+  ``__main__`` (a script run as ``python script.py``; in the script's spawned
+  ``multiprocessing`` workers, where it is ``__mp_main__``, too);
 * ``emstrack.tracking_options`` - JSON of the decorator's options that shape a run:
   ``run_name`` (the template, or ``{"path": ...}`` of a callable), ``params`` and ``metrics``
   (``{"path": ...}`` of the model class or callable, ``{"unimportable": ...}`` for a lambda or a
@@ -34,8 +35,12 @@ from .._tracking.mapping import (
     scalar_text,
     to_jsonable,
 )
+from .locate import SCRIPT_MODULE_PREFIX
 
 RERUN_OF_TAG = "emstrack.rerun_of"
+#: The name a spawned ``multiprocessing`` child gives the parent's ``__main__`` script (a
+#: script loaded by :func:`~emstrack._reproduce.locate.locate` is ``__main__`` as well).
+_SPAWNED_MAIN = "__mp_main__"
 
 
 def object_path(value: object) -> str | None:
@@ -45,6 +50,8 @@ def object_path(value: object) -> str | None:
     qualname = getattr(target, "__qualname__", None)
     if not module or not qualname or "<" in qualname:
         return None
+    if module == _SPAWNED_MAIN or module.startswith(SCRIPT_MODULE_PREFIX):
+        module = "__main__"
     return f"{module}:{qualname}"
 
 
@@ -56,8 +63,7 @@ def tags_for(function: Any, options: Any) -> dict[str, str]:
     if path is not None:
         tags[FUNCTION_PATH_TAG] = path
         if path.startswith("__main__:"):
-            main = sys.modules.get("__main__")
-            script = getattr(main, "__file__", None)
+            script = _script_of(target)
             if script:
                 tags[FUNCTION_FILE_TAG] = str(Path(script).resolve())
     recorded: dict[str, Any] = {
@@ -70,6 +76,19 @@ def tags_for(function: Any, options: Any) -> dict[str, str]:
     }
     tags[OPTIONS_TAG] = json.dumps(recorded, sort_keys=True)
     return tags
+
+
+def _script_of(function: object) -> str | None:
+    """The file of the script that defined ``function`` as ``__main__``.
+
+    Read from the function's own module globals first: in a spawned ``multiprocessing`` child
+    the script is decorated while it runs as ``__mp_main__``, before it becomes ``__main__``.
+    """
+    namespace = getattr(function, "__globals__", None)
+    script = namespace.get("__file__") if isinstance(namespace, dict) else None
+    if not isinstance(script, str):
+        script = getattr(sys.modules.get("__main__"), "__file__", None)
+    return script if isinstance(script, str) else None
 
 
 def _option(value: object) -> object:

@@ -3,12 +3,14 @@
 Built on ``wrapt``, so the wrapper is transparent: ``__name__``, ``__doc__``,
 ``inspect.signature`` and ``inspect.iscoroutinefunction`` are the wrapped function's, and it
 binds like the original on methods, classmethods and staticmethods. Applying it from outside,
-``tracked_optimization(...)(module.func)``, is the same as ``@``.
+``tracked_optimization(...)(module.func)``, is the same as ``@``. The wrapper pickles and copies
+as a function does (see :mod:`emstrack._tracking.wrapper`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import inspect
@@ -20,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
-import wrapt
-
 from .. import _guard, _settings
 from .._errors import ConfigurationError, TrackingError, describe
 from .mapping import Redactor, maps_cleanly, scalar_text, secret_values
 from .mapping import describe as describe_value
 from .run import Run
+from .wrapper import TrackedFunction
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -565,7 +566,8 @@ def tracked_optimization(
         plan = _Plan(function, options)
         target = function.__func__ if isinstance(function, classmethod | staticmethod) else function
         is_async = inspect.iscoroutinefunction(target)
-        return wrapt.FunctionWrapper(function, _make_wrapper(plan, is_async))  # type: ignore[return-value]
+        given = {field.name: getattr(options, field.name) for field in dataclasses.fields(options)}
+        return TrackedFunction(function, _make_wrapper(plan, is_async), tracked_optimization, given)  # type: ignore[return-value]
 
     if func is not None:
         return decorate(func)
