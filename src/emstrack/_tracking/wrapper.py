@@ -11,9 +11,10 @@ deep-copies a configuration holding it copies it.
   file, so that a process which does not run the script (a Dask worker) loads it. A wrapper held
   under another name (``tracked_optimization(...)(module.f)``) is pickled as the function it
   wraps plus its options, and is tracked again on arrival.
-* ``cloudpickle`` (joblib's loky) takes a function that is not importable by name apart by
-  value and sees through the wrapper: such a function arrives untracked. Dask tries ``pickle``
-  first, so it is not affected.
+* ``cloudpickle`` takes a function it cannot find by name apart by value (its
+  ``reducer_override`` runs before ``__reduce_ex__``) and sees through the wrapper: such a
+  function arrives untracked. Dask tries ``pickle`` first, so only a function without a file
+  (a notebook's) is affected there; joblib's loky uses ``cloudpickle`` for a script's too.
 * **Copied** like a function: ``copy.copy`` and ``copy.deepcopy`` return the same object.
 * A tracked method bound to an instance pickles as ``getattr(instance, name)``, as a bound
   method does.
