@@ -69,6 +69,15 @@ class TestScenarioParams:
         inputs = scenario_inputs("DE_KN_residential1", "battery_only", battery_kwh=24)
         assert inputs["battery"] == battery.model_dump()
 
+    def test_scenario_inputs_tell_the_days_apart(self) -> None:
+        """Two windows of one scenario have different inputs: start_day is one of them."""
+        first = scenario_inputs("DE_KN_residential1", "battery_only", n_days=1)
+        later = scenario_inputs("DE_KN_residential1", "battery_only", n_days=1, start_day=5)
+        assert (first["start_day"], later["start_day"]) == (0, 5)
+        assert {k: v for k, v in first.items() if k != "start_day"} == {
+            k: v for k, v in later.items() if k != "start_day"
+        }
+
     @pytest.mark.parametrize(
         ("scenario", "battery_kwh", "expected"),
         [

@@ -118,9 +118,15 @@ def check_grid(runs: list[Any]) -> None:
         key = run.data.tags[SCENARIO_KEY_TAG]
         arguments = expected[key]
         assert json.loads(run.data.tags[SCENARIO_TAG]) == arguments
-        inputs = ems.scenario_inputs(arguments["building_id"], arguments["scenario"], n_days=1)
+        inputs = ems.scenario_inputs(
+            arguments["building_id"],
+            arguments["scenario"],
+            n_days=1,
+            start_day=arguments["start_day"],
+        )
         params = run.data.params
-        for name in ("building_id", "scenario", "n_days", "solver", "resolution_minutes"):
+        names = ("building_id", "scenario", "start_day", "n_days", "solver", "resolution_minutes")
+        for name in names:
             assert params[name] == str(inputs[name]), name
         assert params["optimization_mode"] == inputs["optimization_mode"].value
         assert params["battery_enabled"] == str(inputs["battery_enabled"]).lower()

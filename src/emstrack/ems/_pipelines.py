@@ -287,15 +287,18 @@ def scenario_inputs(
     n_days: int = 3,
     solver: str = "cbc",
     resolution_minutes: int = 60,
+    start_day: int = 0,
     battery_kwh: float | None = None,
 ) -> dict[str, object]:
     """Everything a :func:`compare_modes` run depends on, as one flat-able mapping.
 
-    The scenario's :class:`OptimizationParams` plus the scenario name, solver and resolution -
-    what a tracker should log as the run's params (``params=scenario_inputs``).
+    The scenario's :class:`OptimizationParams` plus the scenario name, the first day, solver
+    and resolution - what a tracker should log as the run's params (``params=scenario_inputs``).
+    With ``start_day``, runs of the same scenario on different days differ in their params too.
     """
     return {
         "scenario": scenario,
+        "start_day": start_day,
         "solver": solver,
         "resolution_minutes": resolution_minutes,
         **scenario_params(building_id, scenario, n_days, battery_kwh).model_dump(),
