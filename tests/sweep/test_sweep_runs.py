@@ -43,6 +43,8 @@ def test_two_workers_run_each_scenario_once_and_a_rerun_starts_none(store: objec
     by_key = {run.data.tags[SCENARIO_KEY_TAG]: run for run in runs}
     assert set(by_key) == set(expected)
     for key, arguments in expected.items():
+        # Named by the grid's varying values (building_id has one value: not in the name).
+        assert by_key[key].info.run_name == f"{arguments['scenario']}-{arguments['start_day']}"
         params = by_key[key].data.params
         assert params["building_id"] == arguments["building_id"]
         assert params["scenario"] == arguments["scenario"]

@@ -129,3 +129,18 @@ def test_scenario_key_is_stable_and_canonical() -> None:
     assert key != scenario_key("emstrack.ems:compare_modes", {**arguments, "start_day": 1})
     assert key != scenario_key("emstrack.ems:compare_modes", {**arguments, "start_day": 0.0})
     assert key != scenario_key("other.module:compare_modes", arguments)
+
+
+def test_runs_are_named_by_the_grids_varying_values_unless_tracking_names_them(
+    tmp_path: Path,
+) -> None:
+    assert load_spec(write(tmp_path, GOOD)).run_name == "{building_id}-{scenario}-{start_day}"
+    named = GOOD.replace("[tracking]", '[tracking]\nrun_name = "{scenario}"')
+    assert load_spec(write(tmp_path, named)).run_name == "{scenario}"
+    single = GOOD.replace('"DE_KN_residential1", "DE_KN_residential4"', '"DE_KN_residential1"')
+    assert load_spec(write(tmp_path, single)).run_name == "{scenario}-{start_day}"
+    constant = {
+        "function": "emstrack.ems:compare_modes",
+        "grid": {"building_id": ["DE_KN_residential1"], "scenario": ["battery_only"]},
+    }
+    assert load_spec(constant).run_name is None

@@ -231,7 +231,7 @@ def _context(
         sweep_id=sweep_id,
         params=spec.tracking.params,
         metrics=spec.tracking.metrics,
-        run_name=spec.tracking.run_name,
+        run_name=spec.run_name,
         tags=dict(spec.tracking.tags),
         artifacts=tuple(spec.tracking.artifacts),
         log_inputs=spec.tracking.log_inputs,

@@ -68,6 +68,19 @@ class SweepSpec(BaseModel):
             yield {**self.fixed, **dict(zip(names, values, strict=True))}
 
     @property
+    def run_name(self) -> str | None:
+        """The runs' name template: ``[tracking] run_name``, else the grid's varying values.
+
+        ``"{building_id}-{scenario}-{start_day}"`` for a grid over those three: each run's name
+        tells it apart from the sweep's others. ``None`` (the function's name) when no axis
+        has a second value.
+        """
+        if self.tracking.run_name is not None:
+            return self.tracking.run_name
+        varying = [name for name, values in self.grid.items() if len(values) > 1]
+        return "-".join(f"{{{name}}}" for name in varying) or None
+
+    @property
     def size(self) -> int:
         """Number of combinations."""
         size = 1
