@@ -88,3 +88,18 @@ def test_an_unguarded_script_stops_with_one_error_naming_the_guard_and_runs_noth
     # No scenario ran, and none is reported FAILED: the next (guarded) sweep runs both.
     assert store.runs(EXPERIMENT) == []  # type: ignore[attr-defined]
     assert store.spooled() == []  # type: ignore[attr-defined]
+
+
+def test_a_program_read_from_stdin_is_refused_before_the_store_is_touched(
+    store: object, tmp_path: Path
+) -> None:
+    """``python -`` has no file that spawned workers could run again: one error, nothing run."""
+    call = SWEEP_CALL.format(experiment=EXPERIMENT, executor="local")
+    store.path.unlink()  # type: ignore[attr-defined]
+    done = plain(store, "-", input="import emstrack\n\n" + call, text=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("emstrack._errors.ConfigurationError: emstrack.sweep() starts")
+    assert "'<stdin>' is not a file" in last_line
+    assert "spawn_main" not in done.stderr  # no worker started
+    assert not store.path.exists()  # type: ignore[attr-defined]

@@ -13,9 +13,11 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from .. import _settings
@@ -92,6 +94,8 @@ def sweep(
         raise ConfigurationError(f"executor must be 'local' or 'dask', not {executor!r}")
     if scheduler is not None and executor != "dask":
         raise ConfigurationError("a scheduler address needs executor='dask'")
+    if not dry_run and (executor == "local" or scheduler is None):
+        _refuse_unimportable_main()
     uri = _settings.tracking_uri(tracking_uri)
     name = experiment or spec.experiment or _settings.experiment_name()
     tasks = scenario_tasks(spec.function, spec.scenarios())
@@ -188,6 +192,27 @@ def _refuse_in_starting_worker() -> None:
             "emstrack.sweep() was called by a worker process as it started: workers are spawned "
             "and run the top level of the script that started the sweep again. Call "
             'emstrack.sweep() under `if __name__ == "__main__":` in that script'
+        )
+
+
+def _refuse_unimportable_main() -> None:
+    """Stop before planning when spawned workers could not start: ``__main__`` is no file.
+
+    A spawned process runs the driver's ``__main__`` again from its file. A program read from
+    standard input (``python -``) has ``__file__ == "<stdin>"``, so every worker would die.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if (
+        getattr(main, "__spec__", None) is None
+        and isinstance(path, str)
+        and not Path(path).is_file()
+    ):
+        raise ConfigurationError(
+            "emstrack.sweep() starts spawned worker processes, and each runs the program that "
+            f"started the sweep again from its file; {path!r} is not a file (a program read from "
+            "standard input?). Save the program as a script, or start the sweep from "
+            "`python -c`, a notebook or `emstrack sweep grid.toml`"
         )
 
 
