@@ -16,7 +16,7 @@ from pathlib import Path
 
 from emstrack import tracked_optimization
 from helpers import pickled
-from helpers.scripts import emstrack_command, environment, plain
+from helpers.scripts import emstrack_command, environment, plain, tracked
 
 
 def metrics_by_name(store) -> dict[str, float]:
@@ -131,3 +131,37 @@ def test_a_scripts_own_function_on_dask_workers_is_tracked(store, tmp_path: Path
         "__main__:half",
         str(script.resolve()),
     )
+
+
+def test_an_instrumented_script_still_hands_its_function_to_a_pool(store, tmp_path: Path):
+    """``emstrack run --track double``: the pool gets the function, the script's own call is a run.
+
+    The instrumentation is the parent's: a spawned worker imports the script afresh, so its calls
+    run untracked, as an unedited script's would. Before, pickling the wrapper crashed the script.
+    """
+    script = tmp_path / "pool_unedited.py"
+    script.write_text(
+        textwrap.dedent(
+            """\
+            import multiprocessing
+
+            def double(x: int) -> dict:
+                return {"y": 2.0 * x}
+
+            if __name__ == "__main__":
+                with multiprocessing.get_context("spawn").Pool(2) as pool:
+                    print(pool.map(double, [1, 2]))
+                print(double(5))
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = tracked(
+        store, "-e", pickled.EXPERIMENT, "--track", "double", "--", str(script), text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[{'y': 2.0}, {'y': 4.0}]\n{'y': 10.0}\n"
+    runs = store.runs(pickled.EXPERIMENT)
+    assert sorted(run.info.run_name for run in runs) == ["double", "pool_unedited.py"]
+    [call] = [run for run in runs if run.info.run_name == "double"]
+    assert call.data.metrics == {"y": 10.0}
