@@ -113,6 +113,16 @@ class TestRuns:
         assert prefix == "cmp_b7_cost_03"
         assert len(stamp) == len("20260101-000000")
 
+    def test_a_parameter_named_like_an_extra_field_fills_it(self, store):
+        """A day's ``date`` argument names the run, not today's date; {func} stays the name."""
+
+        @tracked_optimization(run_name="{func}-{date}")
+        def optimize_day(date: str) -> None:
+            return None
+
+        optimize_day("2016-07-03")
+        assert store.runs()[0].info.run_name == "optimize_day-2016-07-03"
+
     def test_callable_run_name(self, store):
         """run_name may be a callable taking the arguments by name."""
 

@@ -227,10 +227,10 @@ class _Plan:
             # The call itself will raise the same TypeError; track it with what we have.
             arguments = {}
         fields = {
-            **arguments,
             "timestamp": now.strftime("%Y%m%d-%H%M%S"),
             "date": now.strftime("%Y-%m-%d"),
             "func": self.name,
+            **arguments,  # a parameter named like an extra field (a day's ``date``) wins
         }
         problems: list[str] = []
         name = self._run_name(fields, problems)
@@ -519,8 +519,9 @@ def tracked_optimization(
         func: The function, when used bare.
         experiment: Experiment name (default: ``MLFLOW_EXPERIMENT_NAME``, else ``Default``).
         run_name: A template filled from the bound arguments plus ``{timestamp}``, ``{date}``
-            and ``{func}``, e.g. ``"comparison_{building_id}_{timestamp}"``, or a callable taking
-            the arguments it names. Default: the function's name.
+            and ``{func}`` (a parameter of one of those names is the argument), e.g.
+            ``"comparison_{building_id}_{timestamp}"``, or a callable taking the arguments it
+            names. Default: the function's name.
         params: A pydantic model validated from the arguments by name, or a callable taking the
             arguments it names and returning a model or mapping (for inputs derived from the
             arguments); the result is logged as params and whole as ``config.json``. Default:
