@@ -35,12 +35,10 @@ from .._tracking.mapping import (
     scalar_text,
     to_jsonable,
 )
+from .._tracking.wrapper import MAIN_NAMES
 from .locate import SCRIPT_MODULE_PREFIX
 
 RERUN_OF_TAG = "emstrack.rerun_of"
-#: The name a spawned ``multiprocessing`` child gives the parent's ``__main__`` script (a
-#: script loaded by :func:`~emstrack._reproduce.locate.locate` is ``__main__`` as well).
-_SPAWNED_MAIN = "__mp_main__"
 
 
 def object_path(value: object) -> str | None:
@@ -50,7 +48,8 @@ def object_path(value: object) -> str | None:
     qualname = getattr(target, "__qualname__", None)
     if not module or not qualname or "<" in qualname:
         return None
-    if module == _SPAWNED_MAIN or module.startswith(SCRIPT_MODULE_PREFIX):
+    if module in MAIN_NAMES or module.startswith(SCRIPT_MODULE_PREFIX):
+        # A spawned child's ``__mp_main__`` and a script loaded by ``locate`` are ``__main__``.
         module = "__main__"
     return f"{module}:{qualname}"
 

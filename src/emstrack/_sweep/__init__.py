@@ -13,7 +13,6 @@ import contextlib
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -201,13 +200,10 @@ def _refuse_unimportable_main() -> None:
     A spawned process runs the driver's ``__main__`` again from its file. A program read from
     standard input (``python -``) has ``__file__ == "<stdin>"``, so every worker would die.
     """
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if (
-        getattr(main, "__spec__", None) is None
-        and isinstance(path, str)
-        and not Path(path).is_file()
-    ):
+    from .executors import driver_script
+
+    path = driver_script()
+    if path is not None and not Path(path).is_file():
         raise ConfigurationError(
             "emstrack.sweep() starts spawned worker processes, and each runs the program that "
             f"started the sweep again from its file; {path!r} is not a file (a program read from "

@@ -219,13 +219,25 @@ def run_local(
             worker.stop()
 
 
+def driver_script() -> str | None:
+    """The file a spawned worker runs again as the driver's ``__main__`` (``python script.py``).
+
+    ``None`` when the driver has no such file to run: ``python -m`` (run by module name),
+    ``python -c``, a notebook.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is None and isinstance(path, str) and path:
+        return path
+    return None
+
+
 def _could_not_start(what: str) -> str:
     why = (
         f"{what}; its error is on stderr above. The sweep stopped: the scenarios not run yet "
         "run next time"
     )
-    main = sys.modules.get("__main__")
-    if getattr(main, "__file__", None) and getattr(main, "__spec__", None) is None:
+    if driver_script() is not None:
         # A script run as ``python script.py``: each spawned worker runs its top level again.
         why += (
             ". If a script of yours called emstrack.sweep(), call it under "

@@ -30,7 +30,7 @@ from typing import Any
 import wrapt
 
 #: What a script run as ``python script.py`` is called: in its process, in a spawned child.
-_MAIN_NAMES = ("__main__", "__mp_main__")
+MAIN_NAMES = ("__main__", "__mp_main__")
 
 
 def _attribute(owner: object, qualname: str) -> object:
@@ -49,7 +49,7 @@ def from_script(script: str, qualname: str) -> Any:
     is ``__mp_main__``) has it already. Any other process (a Dask worker) loads the script as a
     module of its own name, as ``emstrack rerun`` does: its ``__main__`` guard does not run.
     """
-    for name in _MAIN_NAMES:
+    for name in MAIN_NAMES:
         module = sys.modules.get(name)
         loaded = getattr(module, "__file__", None)
         if isinstance(loaded, str) and Path(loaded).resolve() == Path(script):
@@ -102,7 +102,7 @@ class TrackedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         qualname = str(getattr(self, "__qualname__", ""))
         if module is not None and "<" not in qualname and _attribute(module, qualname) is self:
             script = getattr(module, "__file__", None)
-            if module_name in _MAIN_NAMES and isinstance(script, str):
+            if module_name in MAIN_NAMES and isinstance(script, str):
                 return from_script, (str(Path(script).resolve()), qualname)
             return qualname
         return track_again, (self._self_factory, self.__wrapped__, self._self_options)
